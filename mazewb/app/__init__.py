@@ -1,0 +1,1 @@
+"""The Dash web app: layout, callbacks and figures; no science in here."""

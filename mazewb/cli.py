@@ -1,0 +1,54 @@
+"""The ``mazewb`` command line. Subcommands parse arguments and call the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help_text: str):  # noqa: ANN201
+    """Register a subcommand: ``configure(parser)`` adds arguments, the function runs it."""
+
+    def wrap(configure: Callable[[argparse.ArgumentParser], None]):  # noqa: ANN202
+        def bind(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+            COMMANDS[name] = (help_text, configure, run)
+            return run
+
+        return bind
+
+    return wrap
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--checkpoint", default=None, help="policy checkpoint to load (default: the bundled agent)")
+    p.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
+
+
+@command("serve", "start the web workbench")(_serve_args)
+def _serve(args: argparse.Namespace) -> int:
+    from mazewb.app.server import serve
+
+    serve(host=args.host, port=args.port, checkpoint=args.checkpoint, debug=args.debug)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mazewb", description="Look inside maze-solving RL agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure, _) in COMMANDS.items():
+        configure(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    return COMMANDS[args.command][2](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
