@@ -37,7 +37,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_commands() -> None:
+    """Subcommands live in ``mazewb.commands.*`` modules, each registering with ``@command``."""
+    import importlib
+    import pkgutil
+
+    import mazewb.commands
+
+    for info in pkgutil.iter_modules(mazewb.commands.__path__):
+        importlib.import_module(f"mazewb.commands.{info.name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    _load_commands()
     parser = argparse.ArgumentParser(prog="mazewb", description="Look inside maze-solving RL agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, _) in COMMANDS.items():
