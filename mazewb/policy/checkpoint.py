@@ -20,6 +20,7 @@ import io
 import json
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +160,9 @@ def _torch_load(data: bytes, name: str) -> Any:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Weights only load failed" in text or "Unsupported global" in text:
-            detail = next(
-                (line.strip() for line in text.splitlines() if "Unsupported" in line or "error:" in line),
-                text.splitlines()[0] if text else "",
-            )
+            # e.g. "Unsupported global: GLOBAL posix.system" or "Unsupported operand 149"
+            found = re.search(r"Unsupported (global: GLOBAL \S+|[^.\n]*)", text)
+            detail = found.group(0).strip() if found else "not tensors or plain data"
             raise CheckpointError(
                 f"{name}: refused: the file contains pickled objects other than tensors and plain data, "
                 f"which could run code when loaded ({detail})"

@@ -47,6 +47,8 @@ class FrozenArray:
     shape: tuple[int, ...]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.data, bytes):
+            object.__setattr__(self, "data", bytes(self.data))  # bytearray/memoryview are unhashable
         shape = tuple(self.shape)
         if not all(isinstance(n, int) and n >= 0 for n in shape):
             raise InterventionError(f"array shape must be non-negative integers, got {self.shape!r}")
