@@ -37,7 +37,9 @@ def place_cheese_in_region(state: bytes, region: int, rng: np.random.Generator) 
     m = margin(dim)
     n = max(1, min(region, dim)) if region > 0 else 1
     n_cells = WORLD_DIM * WORLD_DIM
-    cells = np.frombuffer(state, dtype="<i4", count=n_cells, offset=grid_cell_offset(len(state), WORLD_DIM, WORLD_DIM, 0, 0))
+    cells = np.frombuffer(
+        state, dtype="<i4", count=n_cells, offset=grid_cell_offset(len(state), WORLD_DIM, WORLD_DIM, 0, 0)
+    )
     grid = cells.reshape(WORLD_DIM, WORLD_DIM)  # [y, x], y = 0 at the bottom
     lo = m + dim - n
     hi = m + dim
@@ -51,7 +53,7 @@ def place_cheese_in_region(state: bytes, region: int, rng: np.random.Generator) 
         return state
     y, x = candidates[int(rng.integers(len(candidates)))]
     buf = bytearray(state)
-    for cy, cx in zip(*np.nonzero(grid == GRID_CHEESE)):
+    for cy, cx in zip(*np.nonzero(grid == GRID_CHEESE), strict=True):
         struct.pack_into("<i", buf, grid_cell_offset(len(buf), WORLD_DIM, WORLD_DIM, int(cx), int(cy)), GRID_OPEN)
     struct.pack_into("<i", buf, grid_cell_offset(len(buf), WORLD_DIM, WORLD_DIM, x, y), GRID_CHEESE)
     return bytes(buf)

@@ -45,17 +45,18 @@ def test_start_from_a_maze_and_reach_the_cheese(fork: Maze) -> None:
     obs, _ = env.reset(seed=0)
     assert env.render().shape == (512, 512, 3)
     total, terminated = 0.0, False
-    for move in ["UP"] * 4:
+    for _ in range(4):
         obs, reward, terminated, truncated, _ = env.step(5)
         total += reward
     assert terminated and total == 10.0
     # Blocked moves leave the mouse in place; the episode times out at 500 steps.
     env.reset()
-    for i in range(500):
-        _, reward, terminated, truncated, _ = env.step(1)  # LEFT into the wall
-        if truncated or terminated:
-            break
-    assert truncated and not terminated and i == 499
+    steps = 0
+    truncated = terminated = False
+    while not (truncated or terminated):
+        _, reward, terminated, truncated, info = env.step(1)  # LEFT into the wall
+        steps += 1
+    assert truncated and not terminated and steps == 500 and info["steps"] == 500
 
 
 def test_vector_env_places_cheese_in_region() -> None:

@@ -17,7 +17,11 @@ SEEDS = range(0, 60, 3)
 
 def _procgen_env(seed: int, render: bool = False):  # noqa: ANN202
     return procgen_env_class()(
-        num=1, env_name="maze", distribution_mode="hard", start_level=seed, num_levels=1,
+        num=1,
+        env_name="maze",
+        distribution_mode="hard",
+        start_level=seed,
+        num_levels=1,
         render_mode="rgb_array" if render else None,
     )
 

@@ -38,9 +38,7 @@ def level_state(seed: int, distribution_mode: str = "hard") -> bytes:
         raise MazeError(f"a level seed must be an integer from 0 to 2**31 - 2, got {seed!r}")
     env_cls = procgen_env_class()
     with _env_lock:
-        env = env_cls(
-            num=1, env_name="maze", distribution_mode=distribution_mode, start_level=seed, num_levels=1
-        )
+        env = env_cls(num=1, env_name="maze", distribution_mode=distribution_mode, start_level=seed, num_levels=1)
         try:
             return env.callmethod("get_state")[0]
         finally:

@@ -60,12 +60,7 @@ def square_to_cell(square: Square, size: int, resolution: int) -> tuple[int, int
 
 def cell_to_squares(cell: tuple[int, int], size: int, resolution: int) -> list[Square]:
     """All maze squares whose centres fall in an activation cell (empty for padding-only cells)."""
-    return [
-        (r, c)
-        for r in range(size)
-        for c in range(size)
-        if square_to_cell((r, c), size, resolution) == tuple(cell)
-    ]
+    return [(r, c) for r in range(size) for c in range(size) if square_to_cell((r, c), size, resolution) == tuple(cell)]
 
 
 def pixel_to_square(prow: float, pcol: float, size: int, pixels: int) -> Square:

@@ -53,8 +53,7 @@ class Maze:
             raise MazeError(f"maze size must be an integer from 1 to {MAX_SIZE}, got {self.size!r}")
         if len(self.walls) != self.size or any(len(row) != self.size for row in self.walls):
             raise MazeError(
-                f"walls must be {self.size} rows of {self.size} squares, got "
-                f"{[len(row) for row in self.walls]}"
+                f"walls must be {self.size} rows of {self.size} squares, got {[len(row) for row in self.walls]}"
             )
         # Normalise to plain bools so equal mazes hash equal whatever the caller passed.
         object.__setattr__(self, "walls", tuple(tuple(bool(v) for v in row) for row in self.walls))

@@ -21,39 +21,99 @@ GRID_OPEN = 100
 GRID_WALL = 51
 
 _GAME_OPTIONS = (
-    "paint_vel_info", "use_generated_assets", "use_monochrome_assets", "restrict_themes",
-    "use_backgrounds", "center_agent", "debug_mode", "distribution_mode",
-    "use_sequential_levels", "use_easy_jump", "plain_assets", "physics_mode",
+    "paint_vel_info",
+    "use_generated_assets",
+    "use_monochrome_assets",
+    "restrict_themes",
+    "use_backgrounds",
+    "center_agent",
+    "debug_mode",
+    "distribution_mode",
+    "use_sequential_levels",
+    "use_easy_jump",
+    "plain_assets",
+    "physics_mode",
 )
 _GAME_AFTER_RNG = (
-    ("reward", "f"), ("done", "i"), ("level_complete", "i"), ("action", "i"), ("timeout", "i"),
-    ("current_level_seed", "i"), ("prev_level_seed", "i"), ("episodes_remaining", "i"),
-    ("episode_done", "i"), ("last_reward_timer", "i"), ("last_reward", "f"),
-    ("default_action", "i"), ("fixed_asset_seed", "i"), ("cur_time", "i"),
+    ("reward", "f"),
+    ("done", "i"),
+    ("level_complete", "i"),
+    ("action", "i"),
+    ("timeout", "i"),
+    ("current_level_seed", "i"),
+    ("prev_level_seed", "i"),
+    ("episodes_remaining", "i"),
+    ("episode_done", "i"),
+    ("last_reward_timer", "i"),
+    ("last_reward", "f"),
+    ("default_action", "i"),
+    ("fixed_asset_seed", "i"),
+    ("cur_time", "i"),
     ("is_waiting_for_step", "i"),
 )
 ENTITY_FIELDS = (
-    ("x", "f"), ("y", "f"), ("vx", "f"), ("vy", "f"), ("rx", "f"), ("ry", "f"),
-    ("type", "i"), ("image_type", "i"), ("image_theme", "i"), ("render_z", "i"),
-    ("will_erase", "i"), ("collides_with_entities", "i"),
-    ("collision_margin", "f"), ("rotation", "f"), ("vrot", "f"),
-    ("is_reflected", "i"), ("fire_time", "i"), ("spawn_time", "i"), ("life_time", "i"),
-    ("expire_time", "i"), ("use_abs_coords", "i"), ("friction", "f"),
-    ("smart_step", "i"), ("avoids_collisions", "i"), ("auto_erase", "i"),
-    ("alpha", "f"), ("health", "f"), ("theta", "f"), ("grow_rate", "f"), ("alpha_decay", "f"),
+    ("x", "f"),
+    ("y", "f"),
+    ("vx", "f"),
+    ("vy", "f"),
+    ("rx", "f"),
+    ("ry", "f"),
+    ("type", "i"),
+    ("image_type", "i"),
+    ("image_theme", "i"),
+    ("render_z", "i"),
+    ("will_erase", "i"),
+    ("collides_with_entities", "i"),
+    ("collision_margin", "f"),
+    ("rotation", "f"),
+    ("vrot", "f"),
+    ("is_reflected", "i"),
+    ("fire_time", "i"),
+    ("spawn_time", "i"),
+    ("life_time", "i"),
+    ("expire_time", "i"),
+    ("use_abs_coords", "i"),
+    ("friction", "f"),
+    ("smart_step", "i"),
+    ("avoids_collisions", "i"),
+    ("auto_erase", "i"),
+    ("alpha", "f"),
+    ("health", "f"),
+    ("theta", "f"),
+    ("grow_rate", "f"),
+    ("alpha_decay", "f"),
     ("climber_spawn_x", "f"),
 )
 _BASIC_AFTER_ENTITIES = (
-    ("use_procgen_background", "i"), ("background_index", "i"), ("bg_tile_ratio", "f"),
-    ("bg_pct_x", "f"), ("char_dim", "f"), ("last_move_action", "i"), ("move_action", "i"),
-    ("special_action", "i"), ("mixrate", "f"), ("maxspeed", "f"), ("max_jump", "f"),
-    ("action_vx", "f"), ("action_vy", "f"), ("action_vrot", "f"), ("center_x", "f"),
-    ("center_y", "f"), ("random_agent_start", "i"), ("has_useful_vel_info", "i"),
+    ("use_procgen_background", "i"),
+    ("background_index", "i"),
+    ("bg_tile_ratio", "f"),
+    ("bg_pct_x", "f"),
+    ("char_dim", "f"),
+    ("last_move_action", "i"),
+    ("move_action", "i"),
+    ("special_action", "i"),
+    ("mixrate", "f"),
+    ("maxspeed", "f"),
+    ("max_jump", "f"),
+    ("action_vx", "f"),
+    ("action_vy", "f"),
+    ("action_vrot", "f"),
+    ("center_x", "f"),
+    ("center_y", "f"),
+    ("random_agent_start", "i"),
+    ("has_useful_vel_info", "i"),
     ("step_rand_int", "i"),
 )
 _BASIC_AFTER_RNG = (
-    ("main_width", "i"), ("main_height", "i"), ("out_of_bounds_object", "i"), ("unit", "f"),
-    ("view_dim", "f"), ("x_off", "f"), ("y_off", "f"), ("visibility", "f"),
+    ("main_width", "i"),
+    ("main_height", "i"),
+    ("out_of_bounds_object", "i"),
+    ("unit", "f"),
+    ("view_dim", "f"),
+    ("x_off", "f"),
+    ("y_off", "f"),
+    ("visibility", "f"),
     ("min_visibility", "f"),
 )
 
@@ -121,9 +181,7 @@ def parse_state(data: bytes) -> ProcgenMazeState:
     sc = st.scalars
     sc["version"] = r.take("i", "version")
     if sc["version"] != SERIALIZE_VERSION:
-        raise StateFormatError(
-            f"procgen state version {sc['version']} is not supported (expected {SERIALIZE_VERSION})"
-        )
+        raise StateFormatError(f"procgen state version {sc['version']} is not supported (expected {SERIALIZE_VERSION})")
     sc["game_name"] = r.take_string("game_name")
     if sc["game_name"] != b"maze":
         raise StateFormatError(f"state is of game {sc['game_name']!r}, not 'maze'")
@@ -166,8 +224,7 @@ def parse_state(data: bytes) -> ProcgenMazeState:
     marker = int(r.take("i", "end_marker")) & 0xFFFFFFFF
     if marker != END_MARKER:
         raise StateFormatError(
-            f"maze state end marker is {marker:#x}, expected {END_MARKER:#x}: not procgen 0.10.7's "
-            "maze layout"
+            f"maze state end marker is {marker:#x}, expected {END_MARKER:#x}: not procgen 0.10.7's maze layout"
         )
     if r.pos != len(r.data):
         raise StateFormatError(f"maze state has {len(r.data) - r.pos} unexpected trailing bytes")
@@ -229,7 +286,8 @@ def entity_field_offset(st: ProcgenMazeState, index: int, name: str) -> int:
         raise KeyError(f"unknown entity field {name!r}")
     header = (
         4  # version
-        + 4 + len(sc["game_name"])  # type: ignore[arg-type]
+        + 4
+        + len(sc["game_name"])  # type: ignore[arg-type]
         + 4 * (len(_GAME_OPTIONS) + 5)
         + sum(8 + len(sc[f"rng{k}_state"]) for k in (1, 2))  # type: ignore[arg-type]
         + 4 * len(_GAME_AFTER_RNG)

@@ -34,7 +34,11 @@ class Renderer:
         if frame:
             if self._frame_env is None:
                 self._frame_env = env_cls(
-                    num=1, env_name="maze", distribution_mode="hard", start_level=0, num_levels=1,
+                    num=1,
+                    env_name="maze",
+                    distribution_mode="hard",
+                    start_level=0,
+                    num_levels=1,
                     render_mode="rgb_array",
                 )
             return self._frame_env
@@ -44,9 +48,7 @@ class Renderer:
             )
         return self._obs_env
 
-    def states(
-        self, maze: Maze, cells: Sequence[Square], facing_right: bool | Sequence[bool] = False
-    ) -> list[bytes]:
+    def states(self, maze: Maze, cells: Sequence[Square], facing_right: bool | Sequence[bool] = False) -> list[bytes]:
         """Serialized states of ``maze`` with the mouse on each of ``cells``."""
         flags = [facing_right] * len(cells) if isinstance(facing_right, (bool, np.bool_)) else list(facing_right)
         if len(flags) != len(cells):
@@ -57,7 +59,7 @@ class Renderer:
         off_y = entity_field_offset(st, 0, "y")
         off_r = entity_field_offset(st, 0, "is_reflected")
         out = []
-        for square, flag in zip(cells, flags):
+        for square, flag in zip(cells, flags, strict=True):
             square = (int(square[0]), int(square[1]))
             if not maze.is_open(square):
                 raise MazeError(f"cannot put the mouse at {square}: it is a wall or outside the maze")
