@@ -3,11 +3,17 @@
 Given the policy's probabilities of the five moves (LEFT, DOWN, UP, RIGHT, NOOP) at every open
 square, an episode is a Markov chain: a move into a wall leaves the mouse in place, the cheese
 ends the episode, and the game stops after 500 steps. Everything here is exact arithmetic on
-that finite-horizon chain: no sampling.
+that finite-horizon chain (float64): no sampling.
+
+Many chains are solved together: row k of the state matrix is the walk that stops at target k
+(with its own absorbing squares and, optionally, its own move probabilities). One step moves the
+probability mass of every chain with a gather over each square's incoming moves, so a step costs
+about ``5 * K * N`` multiply-adds for K chains of N squares.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +24,13 @@ from mazewb.maze.grid import Maze
 
 MOVE_ORDER = ("LEFT", "DOWN", "UP", "RIGHT", "NOOP")
 HORIZON = 500
+_NEGLIGIBLE = 1e-15  # surviving mass below which further steps cannot change a result visibly
 
 
 @dataclass(frozen=True)
 class Chain:
     """The maze's transition structure: ``next_index[i, m]`` is the square reached from open
-    square ``cells[i]`` by move ``m`` (canonical order)."""
+    square ``cells[i]`` by move ``m`` (canonical order); a blocked move stays at ``i``."""
 
     cells: tuple[Square, ...]
     next_index: np.ndarray  # (N, 5) int
@@ -33,6 +40,7 @@ class Chain:
 
 
 def build_chain(maze: Maze) -> Chain:
+    """The chain of ``maze``: its open squares in ``maze.open_cells()`` order and their moves."""
     cells = tuple(maze.open_cells())
     where = {sq: i for i, sq in enumerate(cells)}
     nxt = np.empty((len(cells), len(MOVE_ORDER)), dtype=np.int64)
@@ -43,54 +51,87 @@ def build_chain(maze: Maze) -> Chain:
     return Chain(cells, nxt)
 
 
+def _incoming(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
+    """For every square j and every move m, the square i that move m takes to j.
+
+    Returns ``(source (5, N), stays (N, 5))``: ``source[m, j]`` is the neighbour i != j with
+    ``next_index[i, m] == j`` (or N, a padding column that always holds zero mass, when there
+    is none); moves 0-3 have at most one such neighbour on a grid. ``stays[i, m]`` is True when
+    move m leaves square i where it is (NOOP or a blocked move).
+    """
+    n = len(chain.cells)
+    source = np.full((len(MOVE_ORDER), n), n, dtype=np.int64)
+    stays = chain.next_index == np.arange(n)[:, None]
+    for m in range(len(MOVE_ORDER)):
+        moving = ~stays[:, m]
+        source[m, chain.next_index[moving, m]] = np.nonzero(moving)[0]
+    return source, stays
+
+
 def hitting_probabilities(
     chain: Chain,
     probs: np.ndarray,
     start: Square,
-    targets: list[Square],
-    absorbing: list[Square] = (),  # type: ignore[assignment]
+    targets: Sequence[Square],
+    absorbing: Sequence[Square] = (),
     horizon: int = HORIZON,
+    absorbing_per_target: Sequence[Sequence[Square]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each target X: P(the walk from ``start`` reaches X within ``horizon`` steps, before
-    any square in ``absorbing``), and the expected number of steps until X or the horizon.
+    """For each target X_k: P(the walk from ``start`` reaches X_k within ``horizon`` steps, before
+    any of its absorbing squares), and E[min(steps until X_k or an absorbing square, horizon)].
 
-    ``probs`` is (N, 5), one row per square of ``chain.cells`` (rows at absorbing squares are
-    ignored). All targets are solved together: row k of the state matrix holds the walk that
-    stops at target k. Returns ``(p_reach (K,), expected_steps (K,))``.
+    ``probs``: (N, 5) move probabilities, one row per square of ``chain.cells``, shared by all
+    targets; or (K, N, 5), one table per target (e.g. a different intervention per target).
+    ``absorbing``: squares that end every walk (e.g. the cheese); ``absorbing_per_target``:
+    in addition, one list of such squares per target.
+    A target equal to ``start`` is reached at step 0. Returns ``(p_reach (K,), expected_steps (K,))``.
     """
     n = len(chain.cells)
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.shape != (n, len(MOVE_ORDER)):
-        raise ValueError(f"probs must have shape ({n}, 5), got {probs.shape}")
     k = len(targets)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape == (n, len(MOVE_ORDER)):
+        probs = np.broadcast_to(probs, (k, n, len(MOVE_ORDER)))
+    elif probs.shape != (k, n, len(MOVE_ORDER)):
+        raise ValueError(f"probs must have shape ({n}, 5) or ({k}, {n}, 5), got {probs.shape}")
+    if absorbing_per_target is not None and len(absorbing_per_target) != k:
+        raise ValueError(f"absorbing_per_target needs one list per target: {len(absorbing_per_target)} for {k}")
+    per_target = [
+        [*absorbing, *(absorbing_per_target[row] if absorbing_per_target is not None else ())] for row in range(k)
+    ]
+
+    # Mass is stored square-major, (N + 1, K), so that gathering a square's incoming moves
+    # copies contiguous rows (several times faster than gathering columns).
+    # Absorbed mass (targets, absorbing squares) is removed by a 0/1 mask after every step.
+    live = np.ones((n, k))
+    cols = np.arange(k)
     tgt = np.array([chain.index(t) for t in targets], dtype=np.int64)
-    dist = np.zeros((k, n))
-    dist[:, chain.index(start)] = 1.0
-    absorbed_idx = [chain.index(a) for a in absorbing]
-    reached = np.zeros(k)
+    for col, squares in enumerate(per_target):
+        for sq in squares:
+            live[chain.index(sq), col] = 0.0
+    live[tgt, cols] = 0.0
+
+    source, stays = _incoming(chain)
+    probs_t = np.concatenate([probs.transpose(2, 1, 0), np.zeros((len(MOVE_ORDER), 1, k))], axis=1)
+    # weight[m][j]: probability (per chain) that the walk at source[m, j] moves onto j with move m.
+    weight = [probs_t[m][source[m]] for m in range(4)]
+    stay = (probs * stays[None]).sum(axis=2).T
+
+    dist = np.zeros((n + 1, k))  # row n: the always-empty padding square
+    dist[chain.index(start)] = 1.0
+    reached = dist[tgt, cols].copy()
+    dist[:n] *= live
     alive_steps = np.zeros(k)
-    rows = np.arange(k)
-    flat_next = chain.next_index.ravel()
-    # A target reached at step 0 (the start itself) counts as reached in 0 steps.
-    reached += dist[rows, tgt]
-    dist[rows, tgt] = 0.0
-    dist[:, absorbed_idx] = 0.0
     for _ in range(horizon):
-        alive_steps += dist.sum(axis=1)
-        flow = dist[:, :, None] * probs[None, :, :]  # (K, N, 5)
-        new = _scatter(flow.reshape(k, -1), flat_next, n)
-        reached += new[rows, tgt]
-        new[rows, tgt] = 0.0
-        new[:, absorbed_idx] = 0.0
-        dist = new
+        mass = dist[:n].sum(axis=0)
+        if mass.max() < _NEGLIGIBLE:
+            break
+        alive_steps += mass
+        new = dist[:n] * stay
+        for m in range(4):
+            new += dist[source[m]] * weight[m]
+        reached += new[tgt, cols]
+        dist[:n] = new * live
     return reached, alive_steps
-
-
-def _scatter(flow: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
-    """``out[k, j] = sum of flow[k, i] over i with index[i] == j`` (a batched bincount)."""
-    k = flow.shape[0]
-    offset = (np.arange(k)[:, None] * n + index[None, :]).ravel()
-    return np.bincount(offset, weights=flow.ravel(), minlength=k * n).reshape(k, n)
 
 
 @dataclass(frozen=True)
@@ -116,44 +157,62 @@ def exact_outcomes(maze: Maze, probs: np.ndarray, chain: Chain | None = None, ho
     (a row for the cheese square, if present, is ignored)."""
     chain = chain or build_chain(maze)
     corner = maze.top_right
-    if maze.cheese is None:
-        p_cheese, steps = 0.0, float(horizon)
+    cheese = maze.cheese
+    corner_counts = maze.is_open(corner) and corner != cheese
+    # Three walks at once: to the cheese (episode length), to the corner before the cheese,
+    # and to the cheese before the corner (so that "neither" is exact, not 1 - the others).
+    targets: list[Square] = []
+    absorbing: list[list[Square]] = []
+    if cheese is not None:
+        targets.append(cheese)
+        absorbing.append([])
+    if corner_counts:
+        targets.append(corner)
+        absorbing.append([cheese] if cheese is not None else [])
+        if cheese is not None:
+            targets.append(cheese)
+            absorbing.append([corner])
+    if targets:
+        reach, alive = hitting_probabilities(
+            chain, probs, maze.mouse, targets, horizon=horizon, absorbing_per_target=absorbing
+        )
     else:
-        reach, alive = hitting_probabilities(chain, probs, maze.mouse, [maze.cheese], horizon=horizon)
+        reach, alive = np.zeros(0), np.zeros(0)
+    if cheese is not None:
         p_cheese, steps = float(reach[0]), float(alive[0])
-    if maze.is_open(corner) and corner != maze.cheese:
-        blockers = [maze.cheese] if maze.cheese is not None else []
-        p_corner = float(hitting_probabilities(chain, probs, maze.mouse, [corner], blockers, horizon)[0][0])
-        if maze.cheese is not None:
-            both = hitting_probabilities(chain, probs, maze.mouse, [maze.cheese], [corner], horizon)[0][0]
-        else:
-            both = 0.0
+    else:
+        p_cheese, steps = 0.0, float(horizon)
+    if corner_counts:
+        p_corner = float(reach[1 if cheese is not None else 0])
+        both = float(reach[2]) if cheese is not None else 0.0
     else:
         p_corner, both = 0.0, p_cheese
     return ExactOutcomes(
         p_cheese=p_cheese,
         p_top_right=p_corner,
-        p_neither=max(0.0, 1.0 - p_corner - float(both)),
+        p_neither=max(0.0, 1.0 - p_corner - both),
         p_timeout=1.0 - p_cheese,
         expected_steps=steps,
     )
 
 
-def reach_probabilities(maze: Maze, probs: np.ndarray, chain: Chain | None = None, horizon: int = HORIZON) -> np.ndarray:
-    """P(reach each open square within the horizon) from ``maze.mouse``, the cheese ending the
-    episode (so squares beyond it are reached only by walks that avoid it). Returns (N,) in
-    ``maze.open_cells()`` order."""
+def reach_probabilities(
+    maze: Maze,
+    probs: np.ndarray,
+    chain: Chain | None = None,
+    horizon: int = HORIZON,
+    targets: Sequence[Square] | None = None,
+) -> np.ndarray:
+    """P(the mouse reaches each target square within the horizon) from ``maze.mouse``; the
+    cheese ends the episode, so a square other than the cheese counts only if reached first.
+
+    ``probs``: (N, 5) rows in ``maze.open_cells()`` order, or (K, N, 5) one table per target
+    (retargeting: a different intervention per target). ``targets``: default every open square.
+    Returns (K,) in target order.
+    """
     chain = chain or build_chain(maze)
-    blockers = [maze.cheese] if maze.cheese is not None else []
-    targets = list(chain.cells)
-    out = np.zeros(len(targets))
-    reach, _ = hitting_probabilities(chain, probs, maze.mouse, targets, [], horizon)
-    if blockers:
-        # Walks that would pass through the cheese end there: recompute with it absorbing,
-        # except for the cheese itself.
-        others = [t for t in targets if t != maze.cheese]
-        r2, _ = hitting_probabilities(chain, probs, maze.mouse, others, blockers, horizon)
-        out[[targets.index(t) for t in others]] = r2
-        out[targets.index(maze.cheese)] = reach[targets.index(maze.cheese)]
-        return out
+    targets = list(chain.cells) if targets is None else [tuple(t) for t in targets]
+    cheese = maze.cheese
+    absorbing = [[cheese] if cheese is not None and t != cheese else [] for t in targets]
+    reach, _ = hitting_probabilities(chain, probs, maze.mouse, targets, horizon=horizon, absorbing_per_target=absorbing)
     return reach

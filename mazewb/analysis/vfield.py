@@ -1,0 +1,233 @@
+"""Vector fields: the policy's move probabilities with the mouse on every open square.
+
+A vector field of a maze puts the mouse on every open square except the cheese's (rendered by
+procgen, mouse facing left as at a level start), runs all of them in one batched forward pass and
+reads the five move probabilities (LEFT, DOWN, UP, RIGHT, NOOP). Squares are ``(row, col)`` maze
+squares, row 0 at the bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mazewb.analysis.forward import (
+    BATCH_SIZE,
+    Variant,
+    mouse_states,
+    move_probabilities_grouped,
+    move_probabilities_variants,
+    observations,
+    observations_of_states,
+    to_input,
+)
+from mazewb.maze.geometry import Square
+from mazewb.maze.graph import decision_square, first_move_towards
+from mazewb.maze.grid import Maze
+from mazewb.policy import MOVES, ImpalaPolicy
+
+NOOP = MOVES.index("NOOP")
+
+
+@dataclass(frozen=True, eq=False)
+class VectorField:
+    """Move probabilities at the open squares of ``maze`` (the cheese square excluded).
+
+    ``cells``: int (N, 2) squares ``(row, col)``, in ``maze.open_cells()`` order.
+    ``probs``: float64 (N, 5) probabilities of LEFT, DOWN, UP, RIGHT, NOOP at each square.
+    """
+
+    maze: Maze
+    cells: np.ndarray
+    probs: np.ndarray
+
+    def index(self, square: Square) -> int:
+        """Row of ``square`` in ``cells``; KeyError when it is not in the field."""
+        hits = np.nonzero((self.cells[:, 0] == square[0]) & (self.cells[:, 1] == square[1]))[0]
+        if len(hits) == 0:
+            raise KeyError(f"square {tuple(square)} is not in the vector field (wall or cheese?)")
+        return int(hits[0])
+
+    def at(self, square: Square) -> np.ndarray:
+        """(5,) move probabilities at ``square``."""
+        return self.probs[self.index(square)]
+
+    def net(self) -> np.ndarray:
+        """(N, 2) net arrows ``(p_right - p_left, p_up - p_down)``: columns are the horizontal
+        (towards higher col) and vertical (towards higher row) components, in squares per step
+        ignoring walls (the literature's arrow)."""
+        p = self.probs
+        return np.stack([p[:, 3] - p[:, 0], p[:, 2] - p[:, 1]], axis=1)
+
+    def chain_probs(self) -> np.ndarray:
+        """(M, 5) probabilities for every open square in ``maze.open_cells()`` order, as the
+        exact chain solver wants them (the cheese square, where the episode ends, gets NOOP)."""
+        full = np.zeros((len(self.maze.open_cells()), len(MOVES)))
+        full[:, NOOP] = 1.0
+        where = {sq: i for i, sq in enumerate(self.maze.open_cells())}
+        rows = [where[(int(r), int(c))] for r, c in self.cells]
+        full[rows] = self.probs
+        return full
+
+
+def field_squares(maze: Maze) -> list[Square]:
+    """The squares of a vector field: every open square but the cheese's, bottom row first."""
+    return [sq for sq in maze.open_cells() if sq != maze.cheese]
+
+
+def vector_fields(
+    policy: ImpalaPolicy,
+    maze: Maze,
+    variants: Sequence[Variant],
+    *,
+    reuse: bool = True,
+    fast: bool = False,
+    batch_size: int = BATCH_SIZE,
+) -> list[VectorField]:
+    """One vector field per variant (a list of interventions; ``()`` is the unpatched policy).
+
+    The observations are rendered once; with ``reuse`` the layers before the earliest intervened
+    hook point run once for all variants (exactly the same numbers as separate passes).
+    ``fast`` uses bf16 autocast (approximate, several times faster on CPUs with bf16).
+    """
+    squares = field_squares(maze)
+    x = to_input(policy, observations(maze, squares))
+    probs = move_probabilities_variants(policy, x, variants, reuse=reuse, fast=fast, batch_size=batch_size)
+    cells = np.array(squares, dtype=np.int64).reshape(-1, 2)
+    return [VectorField(maze, cells, p) for p in probs]
+
+
+def vector_field(policy: ImpalaPolicy, maze: Maze, interventions: Variant = (), *, fast: bool = False) -> VectorField:
+    """The policy's move probabilities on every open square of ``maze`` but the cheese's, in one
+    batched forward pass, with ``interventions`` applied on every pass."""
+    return vector_fields(policy, maze, [tuple(interventions)], reuse=False, fast=fast)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class VectorFieldDiff:
+    """``patched - original`` on the squares both fields share.
+
+    ``delta``: float64 (N, 5) probability differences; ``tv``: (N,) total-variation distance
+    ``0.5 * sum |delta|`` per square (in [0, 1]).
+    """
+
+    maze: Maze
+    cells: np.ndarray
+    delta: np.ndarray
+    tv: np.ndarray
+
+    @property
+    def mean_tv(self) -> float:
+        """Mean over squares of the total-variation distance between the two move distributions."""
+        return float(self.tv.mean()) if len(self.tv) else 0.0
+
+    def net(self) -> np.ndarray:
+        """(N, 2) difference of the net arrows (horizontal, vertical)."""
+        d = self.delta
+        return np.stack([d[:, 3] - d[:, 0], d[:, 2] - d[:, 1]], axis=1)
+
+
+def vector_field_diff(patched: VectorField, original: VectorField) -> VectorFieldDiff:
+    """Patched minus original, square by square (squares missing from either field are dropped,
+    e.g. when the two mazes' cheeses differ)."""
+    where = {(int(r), int(c)): i for i, (r, c) in enumerate(original.cells)}
+    rows_p, rows_o = [], []
+    for i, (r, c) in enumerate(patched.cells):
+        j = where.get((int(r), int(c)))
+        if j is not None:
+            rows_p.append(i)
+            rows_o.append(j)
+    delta = patched.probs[rows_p] - original.probs[rows_o]
+    return VectorFieldDiff(patched.maze, patched.cells[rows_p], delta, 0.5 * np.abs(delta).sum(axis=1))
+
+
+@dataclass(frozen=True)
+class DecisionChoice:
+    """The policy at a maze's decision square.
+
+    ``p_cheese``: probability of the first move towards the cheese; ``p_top_right``: of the
+    first move towards the top-right square; ``p_other``: the rest (other moves and NOOP).
+    """
+
+    square: Square
+    cheese_move: str
+    top_right_move: str
+    p_cheese: float
+    p_top_right: float
+    p_other: float
+
+    @property
+    def choice(self) -> str:
+        """ "cheese", "top_right" or "other": whichever has the largest probability."""
+        options = {"cheese": self.p_cheese, "top_right": self.p_top_right, "other": self.p_other}
+        return max(options, key=options.__getitem__)
+
+
+def decision_probabilities(
+    policy: ImpalaPolicy,
+    mazes: Sequence[Maze],
+    interventions: Variant = (),
+    *,
+    per_maze: Sequence[Variant] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> list[DecisionChoice | None]:
+    """P(cheese | decision square) and P(top-right | decision square) for many mazes at once.
+
+    The observations at every maze's decision square are rendered and run in one batch (None
+    for mazes without a decision square). ``interventions`` apply to all mazes; ``per_maze``
+    optionally gives one extra variant per maze (e.g. each maze's own cheese vector): mazes
+    sharing a variant share a pass, and the layers before the earliest hook run once.
+    """
+    if per_maze is not None and len(per_maze) != len(mazes):
+        raise ValueError(f"per_maze has {len(per_maze)} entries for {len(mazes)} mazes")
+    todo = [(i, m, decision_square(m)) for i, m in enumerate(mazes)]
+    todo = [(i, m, ds) for i, m, ds in todo if ds is not None]
+    out: list[DecisionChoice | None] = [None] * len(mazes)
+    if not todo:
+        return out
+    states = [s for _, m, ds in todo for s in mouse_states(m, [ds])]
+    x = to_input(policy, observations_of_states(states))
+    base = tuple(interventions)
+    groups: dict[tuple, list[int]] = {}
+    for row, (i, _, _) in enumerate(todo):
+        extra = tuple(per_maze[i]) if per_maze is not None else ()
+        groups.setdefault(base + extra, []).append(row)
+    probs = move_probabilities_grouped(policy, x, groups, batch_size=batch_size)
+    for row, (i, maze, ds) in enumerate(todo):
+        assert maze.cheese is not None
+        to_cheese = first_move_towards(maze, ds, maze.cheese)
+        to_corner = first_move_towards(maze, ds, maze.top_right)
+        assert to_cheese is not None and to_corner is not None  # a decision square forks
+        pc = float(probs[row, MOVES.index(to_cheese)])
+        pt = float(probs[row, MOVES.index(to_corner)])
+        out[i] = DecisionChoice(ds, to_cheese, to_corner, pc, pt, max(0.0, 1.0 - pc - pt))
+    return out
+
+
+def vector_fields_of_mazes(
+    policy: ImpalaPolicy,
+    mazes: Sequence[Maze],
+    interventions: Variant = (),
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> list[VectorField]:
+    """The vector field of each maze, all mazes' squares rendered together and run in batches of
+    ``batch_size`` observations regardless of maze boundaries (the fast way over many mazes).
+    ``interventions`` apply to every maze and must not hold per-item sources."""
+    squares = [field_squares(m) for m in mazes]
+    states = [s for m, sq in zip(mazes, squares, strict=True) for s in mouse_states(m, sq)]
+    if not states:
+        return [VectorField(m, np.zeros((0, 2), dtype=np.int64), np.zeros((0, len(MOVES)))) for m in mazes]
+    parts = []
+    for begin in range(0, len(states), batch_size):
+        x = to_input(policy, observations_of_states(states[begin : begin + batch_size]))
+        parts.append(move_probabilities_variants(policy, x, [tuple(interventions)], reuse=False)[0])
+    probs = np.concatenate(parts)
+    out, lo = [], 0
+    for m, sq in zip(mazes, squares, strict=True):
+        cells = np.array(sq, dtype=np.int64).reshape(-1, 2)
+        out.append(VectorField(m, cells, probs[lo : lo + len(sq)]))
+        lo += len(sq)
+    return out

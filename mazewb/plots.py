@@ -1,0 +1,567 @@
+"""Plotly figures for every analysis view; each function returns a ``go.Figure`` and works the
+same in Jupyter, the web app and exported reports.
+
+Maze figures use maze squares as data coordinates: x = column, y = row, row 0 at the bottom
+(so the picture is the right way up), one unit per square. Activation maps use their own cell
+coordinates, row 0 at the top like the image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mazewb.analysis.activations import square_values
+from mazewb.analysis.rollouts import Trajectory
+from mazewb.analysis.stats import BehaviourStats
+from mazewb.analysis.steering import RetargetingMap
+from mazewb.analysis.vfield import VectorField, VectorFieldDiff
+from mazewb.maze.geometry import Square, square_to_cell
+from mazewb.maze.graph import decision_square
+from mazewb.maze.grid import Maze
+from mazewb.policy import MOVES
+
+WALL_COLOUR = "#3b3b4f"
+OPEN_COLOUR = "#f4f1e8"
+CHEESE_COLOUR = "#f2c12e"
+MOUSE_COLOUR = "#7a6a5a"
+ARROW_COLOUR = "#1f4e99"
+_DIRECTIONS = {"LEFT": (-1.0, 0.0), "DOWN": (0.0, -1.0), "UP": (0.0, 1.0), "RIGHT": (1.0, 0.0)}
+
+
+# --- the maze itself ----------------------------------------------------------------------------------
+
+
+def _walls_trace(maze: Maze) -> go.Heatmap:
+    walls = np.array(maze.walls, dtype=float)  # [row, col], row 0 at the bottom
+    return go.Heatmap(
+        z=walls,
+        x=np.arange(maze.size),
+        y=np.arange(maze.size),
+        colorscale=[[0.0, OPEN_COLOUR], [1.0, WALL_COLOUR]],
+        zmin=0,
+        zmax=1,
+        showscale=False,
+        hoverinfo="skip",
+    )
+
+
+def _markers(maze: Maze, show_mouse: bool = True) -> list[go.Scatter]:
+    traces = []
+    if maze.cheese is not None:
+        traces.append(
+            go.Scatter(
+                x=[maze.cheese[1]],
+                y=[maze.cheese[0]],
+                mode="markers",
+                name="cheese",
+                marker={
+                    "symbol": "diamond",
+                    "size": 12,
+                    "color": CHEESE_COLOUR,
+                    "line": {"width": 1, "color": "black"},
+                },
+            )
+        )
+    corner = maze.top_right
+    traces.append(
+        go.Scatter(
+            x=[corner[1]],
+            y=[corner[0]],
+            mode="markers",
+            name="top-right square",
+            marker={"symbol": "star-open", "size": 12, "color": "#c0392b"},
+        )
+    )
+    ds = decision_square(maze)
+    if ds is not None:
+        traces.append(
+            go.Scatter(
+                x=[ds[1]],
+                y=[ds[0]],
+                mode="markers",
+                name="decision square",
+                marker={"symbol": "square-open", "size": 14, "color": "#8e44ad", "line": {"width": 2}},
+            )
+        )
+    if show_mouse:
+        traces.append(
+            go.Scatter(
+                x=[maze.mouse[1]],
+                y=[maze.mouse[0]],
+                mode="markers",
+                name="mouse",
+                marker={"symbol": "circle", "size": 10, "color": MOUSE_COLOUR},
+            )
+        )
+    return traces
+
+
+def _square_layout(
+    fig: go.Figure, size: int, title: str | None, row: int | None = None, col: int | None = None
+) -> None:
+    axis = {"range": [-0.5, size - 0.5], "showgrid": False, "zeroline": False, "constrain": "domain"}
+    if row is None:
+        fig.update_xaxes(**axis)
+        fig.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+        fig.update_layout(
+            title=title,
+            plot_bgcolor="white",
+            margin={"l": 30, "r": 30, "t": 50, "b": 30},
+            legend={"orientation": "h", "y": -0.08},  # below the maze, clear of any colour bar
+        )
+    else:
+        anchor = "x" if (row - 1) * 3 + col == 1 else f"x{(row - 1) * 3 + col}"
+        fig.update_xaxes(**axis, row=row, col=col)
+        fig.update_yaxes(**axis, scaleanchor=anchor, scaleratio=1, row=row, col=col)
+
+
+def maze_figure(maze: Maze, title: str | None = None) -> go.Figure:
+    """The maze: walls dark, open squares light, cheese, top-right square, decision square, mouse."""
+    fig = go.Figure([_walls_trace(maze), *_markers(maze)])
+    _square_layout(fig, maze.size, title)
+    return fig
+
+
+# --- vector fields ------------------------------------------------------------------------------------
+
+
+def _arrow_segments(x0: np.ndarray, y0: np.ndarray, dx: np.ndarray, dy: np.ndarray, head: float = 0.3):
+    """Polyline coordinates (with None breaks) for arrows from (x0, y0) by (dx, dy), heads
+    ``head`` times the length, opening at 25 degrees."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for x, y, u, v in zip(x0, y0, dx, dy, strict=True):
+        length = math.hypot(u, v)
+        if length < 1e-3:
+            continue
+        tx, ty = x + u, y + v
+        xs += [x, tx, None]
+        ys += [y, ty, None]
+        angle = math.atan2(v, u)
+        for side in (-1, 1):
+            a = angle + math.pi - side * math.radians(25)
+            xs += [tx, tx + head * length * math.cos(a), None]
+            ys += [ty, ty + head * length * math.sin(a), None]
+    return xs, ys
+
+
+def vector_field_figure(field: VectorField, mode: str = "moves", title: str | None = None) -> go.Figure:
+    """The maze with the policy's arrows. ``mode="moves"``: one arrow per move, length = its
+    probability (half a square at probability 1), NOOP as a dot of matching size; ``"net"``:
+    one arrow per square, ``(p_right - p_left, p_up - p_down)``."""
+    maze = field.maze
+    fig = go.Figure([_walls_trace(maze)])
+    x0 = field.cells[:, 1].astype(float)
+    y0 = field.cells[:, 0].astype(float)
+    if mode == "net":
+        net = field.net() * 0.9
+        xs, ys = _arrow_segments(x0, y0, net[:, 0], net[:, 1])
+    elif mode == "moves":
+        xs, ys = [], []
+        for move, (ux, uy) in _DIRECTIONS.items():
+            p = field.probs[:, MOVES.index(move)] * 0.5
+            mx, my = _arrow_segments(x0, y0, p * ux, p * uy)
+            xs += mx
+            ys += my
+        noop = field.probs[:, MOVES.index("NOOP")]
+        fig.add_trace(
+            go.Scatter(
+                x=x0,
+                y=y0,
+                mode="markers",
+                name="NOOP",
+                hoverinfo="skip",
+                marker={"size": 2 + 10 * noop, "color": ARROW_COLOUR, "opacity": 0.5},
+            )
+        )
+    else:
+        raise ValueError(f"mode must be 'moves' or 'net', got {mode!r}")
+    fig.add_trace(
+        go.Scatter(
+            x=xs, y=ys, mode="lines", name="policy", line={"color": ARROW_COLOUR, "width": 1.5}, hoverinfo="skip"
+        )
+    )
+    text = [
+        "<br>".join(f"{m}: {p:.3f}" for m, p in zip(MOVES, row, strict=True)) + f"<br>square ({r}, {c})"
+        for (r, c), row in zip(field.cells, field.probs, strict=True)
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=x0, y=y0, mode="markers", marker={"size": 14, "opacity": 0}, text=text, hoverinfo="text", showlegend=False
+        )
+    )
+    for trace in _markers(maze, show_mouse=False):
+        fig.add_trace(trace)
+    _square_layout(fig, maze.size, title)
+    return fig
+
+
+def vector_field_diff_figure(diff: VectorFieldDiff, title: str | None = None) -> go.Figure:
+    """Patched minus original: the total-variation distance per square as a heatmap, with the
+    difference of the net arrows drawn on top (red)."""
+    maze = diff.maze
+    tv = np.full((maze.size, maze.size), np.nan)
+    tv[diff.cells[:, 0], diff.cells[:, 1]] = diff.tv
+    fig = go.Figure([_walls_trace(maze)])
+    fig.add_trace(
+        go.Heatmap(
+            z=tv,
+            x=np.arange(maze.size),
+            y=np.arange(maze.size),
+            colorscale="Reds",
+            zmin=0,
+            zmax=max(1e-9, float(np.nanmax(tv))) if len(diff.tv) else 1,
+            colorbar={"title": "TV"},
+            hovertemplate="square (%{y}, %{x})<br>TV %{z:.3f}<extra></extra>",
+        )
+    )
+    net = diff.net() * 0.9
+    xs, ys = _arrow_segments(diff.cells[:, 1].astype(float), diff.cells[:, 0].astype(float), net[:, 0], net[:, 1])
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="change", line={"color": "#b03a2e", "width": 1.5}))
+    for trace in _markers(maze, show_mouse=False):
+        fig.add_trace(trace)
+    _square_layout(fig, maze.size, title or f"patched - original (mean total-variation distance {diff.mean_tv:.3g})")
+    return fig
+
+
+def square_heatmap_figure(
+    maze: Maze,
+    values: np.ndarray | dict[Square, float],
+    title: str | None = None,
+    colorscale: str = "Viridis",
+    zmid: float | None = None,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    label: str = "value",
+) -> go.Figure:
+    """Any per-square scalar over the maze. ``values``: (size, size) indexed ``[row, col]`` (row 0
+    at the bottom; NaN where undefined) or a ``{square: value}`` dict. Walls are drawn dark."""
+    if isinstance(values, dict):
+        grid = np.full((maze.size, maze.size), np.nan)
+        for (r, c), v in values.items():
+            grid[r, c] = v
+    else:
+        grid = np.asarray(values, dtype=float)
+    fig = go.Figure([_walls_trace(maze)])
+    fig.add_trace(
+        go.Heatmap(
+            z=grid,
+            x=np.arange(maze.size),
+            y=np.arange(maze.size),
+            colorscale=colorscale,
+            zmid=zmid,
+            zmin=zmin,
+            zmax=zmax,
+            colorbar={"title": label},
+            hovertemplate="square (%{y}, %{x})<br>%{z:.4g}<extra></extra>",
+        )
+    )
+    for trace in _markers(maze):
+        fig.add_trace(trace)
+    _square_layout(fig, maze.size, title)
+    return fig
+
+
+# --- activations --------------------------------------------------------------------------------------
+
+
+def channel_map_figure(
+    amap: np.ndarray,
+    maze: Maze | None = None,
+    title: str | None = None,
+    aligned: bool = False,
+    zmid: float | None = None,
+) -> go.Figure:
+    """One channel's map. ``aligned=False``: the raw (H, W) activation grid (row 0 at the top),
+    with the cells of the cheese (diamond), mouse (circle) and top-right square (star) marked
+    when ``maze`` is given. ``aligned=True``: sampled at every square of ``maze`` (the cell holding
+    each square's centre) and drawn over the maze."""
+    amap = np.asarray(amap)
+    if aligned:
+        if maze is None:
+            raise ValueError("an aligned channel map needs the maze")
+        return square_heatmap_figure(
+            maze, square_values(maze, amap), title, "RdBu_r", zmid=zmid or 0.0, label="activation"
+        )
+    height, width = amap.shape
+    fig = go.Figure(
+        go.Heatmap(
+            z=amap,
+            colorscale="RdBu_r",
+            zmid=0.0 if zmid is None else zmid,
+            colorbar={"title": "activation"},
+            hovertemplate="cell (%{y}, %{x})<br>%{z:.3f}<extra></extra>",
+        )
+    )
+    if maze is not None:
+        marks = [("mouse", maze.mouse, "circle-open"), ("top-right square", maze.top_right, "star-open")]
+        if maze.cheese is not None:
+            marks.insert(0, ("cheese", maze.cheese, "diamond-open"))
+        for name, square, symbol in marks:
+            r, c = square_to_cell(square, maze.size, width)
+            fig.add_trace(
+                go.Scatter(
+                    x=[c],
+                    y=[r],
+                    mode="markers",
+                    name=name,
+                    marker={"symbol": symbol, "size": 14, "color": "black", "line": {"width": 2}},
+                )
+            )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", scaleratio=1, range=[height - 0.5, -0.5])
+    fig.update_layout(title=title, plot_bgcolor="white")
+    return fig
+
+
+def channel_grid_figure(
+    maps: np.ndarray,
+    channels: Sequence[int] | None = None,
+    columns: int = 16,
+    title: str | None = None,
+    shared_scale: bool = False,
+) -> go.Figure:
+    """Small multiples: the maps of many channels (C, H, W) tiled in one heatmap (fast even for
+    128 channels), each labelled with its channel number, coloured around 0. By default each
+    map is divided by its own largest absolute value (so every channel's pattern shows);
+    ``shared_scale=True`` keeps the raw values on one scale (so magnitudes compare)."""
+    maps = np.asarray(maps)
+    channels = list(range(maps.shape[0])) if channels is None else list(channels)
+    height, width = maps.shape[1:]
+    rows = math.ceil(len(channels) / columns)
+    gap = 1
+    mosaic = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan)
+    annotations = []
+    for k, ch in enumerate(channels):
+        r, c = divmod(k, columns)
+        top, left = r * (height + gap), c * (width + gap)
+        tile = maps[ch].astype(float)
+        if not shared_scale:
+            peak = np.abs(tile).max()
+            tile = tile / peak if peak > 0 else tile
+        mosaic[top : top + height, left : left + width] = tile
+        annotations.append(
+            {
+                "x": left,
+                "y": top,
+                "text": str(ch),
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "top",
+                "font": {"size": 9, "color": "#333"},
+            }
+        )
+    limit = float(np.nanmax(np.abs(mosaic))) if np.isfinite(mosaic).any() else 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=mosaic,
+            colorscale="RdBu_r",
+            zmin=-limit,
+            zmax=limit,
+            hoverinfo="skip",
+            colorbar={"title": "activation" if shared_scale else "/ channel max"},
+        )
+    )
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", scaleratio=1, visible=False)
+    fig.update_xaxes(visible=False)
+    fig.update_layout(title=title, annotations=annotations, plot_bgcolor="white", height=max(300, 60 * rows + 80))
+    return fig
+
+
+# --- steering, retargeting, patching ----------------------------------------------------------------
+
+
+def steering_grid_figure(sweep: pd.DataFrame, statistic: str = "mean", title: str | None = None) -> go.Figure:
+    """How the two shards combine: P(cheese | decision square) and P(top-right | decision square)
+    over the grid of (cheese coeff, top-right coeff) from ``steering_sweep``, aggregated over
+    mazes by ``statistic`` ("mean" or "median"); with exact outcomes in the table, P(cheese) and
+    P(top-right first) as a second row."""
+    panels = [("p_cheese_ds", "P(cheese | decision square)"), ("p_top_right_ds", "P(top-right | decision square)")]
+    if "p_cheese" in sweep:
+        panels += [("p_cheese", "P(reach cheese)"), ("p_top_right", "P(top-right first)")]
+    rows = (len(panels) + 1) // 2
+    fig = make_subplots(rows=rows, cols=2, subplot_titles=[p[1] for p in panels], horizontal_spacing=0.15)
+    for k, (column, _) in enumerate(panels):
+        grid = sweep.pivot_table(index="top_right_coeff", columns="cheese_coeff", values=column, aggfunc=statistic)
+        fig.add_trace(
+            go.Heatmap(
+                z=grid.to_numpy(),
+                x=[str(c) for c in grid.columns],
+                y=[str(t) for t in grid.index],
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                showscale=k == 0,
+                texttemplate="%{z:.2f}",
+                hovertemplate="cheese coeff %{x}<br>top-right coeff %{y}<br>%{z:.3f}<extra></extra>",
+            ),
+            row=k // 2 + 1,
+            col=k % 2 + 1,
+        )
+    fig.update_xaxes(title_text="cheese vector coeff", type="category")
+    fig.update_yaxes(title_text="top-right vector coeff", type="category")
+    n = sweep["maze_index"].nunique() if "maze_index" in sweep else 1
+    fig.update_layout(title=title or f"How the shards combine ({statistic} over {n} maze(s))", height=380 * rows)
+    return fig
+
+
+def retargeting_figure(result: RetargetingMap, title: str | None = None) -> go.Figure:
+    """Exact P(reach each square) when retargeted to it, the unpatched baseline, and the gain."""
+    maze = result.maze
+    grids = []
+    for values in (result.p_reach, result.p_reach_baseline, result.p_reach - result.p_reach_baseline):
+        grid = np.full((maze.size, maze.size), np.nan)
+        grid[result.targets[:, 0], result.targets[:, 1]] = values
+        grids.append(grid)
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=["retargeted to the square", "no patch", "gain"], horizontal_spacing=0.1
+    )
+    for k, grid in enumerate(grids):
+        fig.add_trace(_walls_trace(maze), row=1, col=k + 1)
+        gain = k == 2
+        fig.add_trace(
+            go.Heatmap(
+                z=grid,
+                x=np.arange(maze.size),
+                y=np.arange(maze.size),
+                colorscale="RdBu" if gain else "Viridis",
+                zmid=0 if gain else None,
+                zmin=None if gain else 0,
+                zmax=None if gain else 1,
+                # One bar for both probability panels (between them and the gain), one for the gain.
+                showscale=k > 0,
+                colorbar={"x": 0.64 if k == 1 else 1.0, "len": 0.8, "thickness": 12},
+                hovertemplate="(%{y}, %{x}) %{z:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=k + 1,
+        )
+        _square_layout(fig, maze.size, None, row=1, col=k + 1)
+    fig.update_layout(
+        title=title or "Retargeting: exact P(reach square within 500 steps)",
+        height=420,
+        width=1100,
+        plot_bgcolor="white",
+        showlegend=False,
+    )
+    return fig
+
+
+def patch_effects_figure(table: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Mean total-variation distance of the vector field per variant (from ``patch_effects`` or
+    ``resampling_experiment``; the latter grouped by channel set and condition)."""
+    if "condition" in table:
+        grouped = table.groupby(["channel_set", "condition"])["mean_tv"].agg(["mean", "std"]).reset_index()
+        labels = grouped["channel_set"] + " / " + grouped["condition"]
+        fig = go.Figure(go.Bar(x=labels, y=grouped["mean"], error_y={"array": grouped["std"].fillna(0)}))
+    else:
+        fig = go.Figure(go.Bar(x=table["variant"], y=table["mean_tv"]))
+    fig.update_layout(title=title or "Change of the vector field", yaxis_title="mean total-variation distance")
+    return fig
+
+
+def channel_ranking_figure(ranking: pd.DataFrame, top: int = 20, title: str | None = None) -> go.Figure:
+    """The best cheese-tracking channels (from ``rank_cheese_channels``): correlation and arg-max
+    hit rate side by side."""
+    head = ranking.head(top)
+    labels = [str(c) for c in head["channel"]]
+    fig = go.Figure(
+        [
+            go.Bar(x=labels, y=head["corr"], name="correlation with the cheese cell"),
+            go.Bar(x=labels, y=head["argmax_hit"], name="arg-max within 1 cell"),
+        ]
+    )
+    fig.update_layout(
+        barmode="group", title=title or "Channels that track the cheese", xaxis_title="channel", xaxis_type="category"
+    )
+    return fig
+
+
+# --- statistics and rollouts ------------------------------------------------------------------------
+
+
+def behaviour_figure(stats: BehaviourStats, title: str | None = None) -> go.Figure:
+    """L1-logistic coefficients (z-scored features) and their VIFs."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["logistic coefficient (z-scored)", "VIF (log scale)"])
+    names = list(stats.coefficients.index)
+    fig.add_trace(go.Bar(x=stats.coefficients.to_numpy(), y=names, orientation="h", showlegend=False), row=1, col=1)
+    vif = np.minimum(stats.vif.to_numpy(), 1e6)  # exact collinearity (inf) drawn at 1e6
+    fig.add_trace(go.Bar(x=vif, y=names, orientation="h", showlegend=False), row=1, col=2)
+    fig.update_xaxes(type="log", row=1, col=2)
+    fig.update_layout(
+        title=title
+        or f"What predicts going for the cheese: held-out accuracy {stats.accuracy:.3f} "
+        f"vs always-majority {stats.baseline:.3f}",
+        height=420,
+    )
+    return fig
+
+
+def trajectory_figure(
+    maze: Maze, trajectories: Sequence[Trajectory], title: str | None = None, animate: bool = False
+) -> go.Figure:
+    """Sampled episodes drawn over the maze (slightly jittered so overlapping paths show).
+    ``animate``: the first trajectory as an animation, one frame per step."""
+    fig = maze_figure(maze, title)
+    rng = np.random.default_rng(0)
+    for k, traj in enumerate(trajectories):
+        pts = np.array(traj.squares, dtype=float)
+        jitter = rng.uniform(-0.15, 0.15, 2)
+        fig.add_trace(
+            go.Scatter(
+                x=pts[:, 1] + jitter[0],
+                y=pts[:, 0] + jitter[1],
+                mode="lines",
+                opacity=0.5,
+                name=f"episode {k} ({'cheese' if traj.reached_cheese else 'timeout'}, {traj.steps} steps)",
+            )
+        )
+    if animate and trajectories:
+        traj = trajectories[0]
+        base = len(fig.data)
+        fig.add_trace(
+            go.Scatter(
+                x=[traj.squares[0][1]],
+                y=[traj.squares[0][0]],
+                mode="markers",
+                name="mouse now",
+                marker={"size": 14, "color": "#e67e22"},
+            )
+        )
+        fig.frames = [
+            go.Frame(data=[go.Scatter(x=[sq[1]], y=[sq[0]])], traces=[base], name=str(t))
+            for t, sq in enumerate(traj.squares)
+        ]
+        fig.update_layout(
+            updatemenus=[
+                {
+                    "type": "buttons",
+                    "buttons": [
+                        {
+                            "label": "play",
+                            "method": "animate",
+                            "args": [None, {"frame": {"duration": 80, "redraw": False}, "fromcurrent": True}],
+                        },
+                        {"label": "pause", "method": "animate", "args": [[None], {"mode": "immediate"}]},
+                    ],
+                }
+            ],
+            sliders=[
+                {
+                    "steps": [
+                        {
+                            "label": str(t),
+                            "method": "animate",
+                            "args": [[str(t)], {"mode": "immediate", "frame": {"redraw": False}}],
+                        }
+                        for t in range(len(traj.squares))
+                    ]
+                }
+            ],
+        )
+    return fig
