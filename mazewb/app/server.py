@@ -1,42 +1,88 @@
-"""Create and serve the Dash app."""
+"""Create and serve the workbench's Dash app.
+
+``create_app(checkpoint)`` builds a fresh app with its own ``Workbench`` (loaded policies and
+result caches, keyed by content, safe to share) and no other state: everything a user sees
+lives in their own page (stores and the URL). ``serve`` runs it on Werkzeug's threaded server,
+so each request has its own thread and long analyses do not hold up other users.
+"""
 
 from __future__ import annotations
 
-import base64
-import io
+import logging
 
-from dash import Dash, Input, Output, dcc, html
+from dash import Dash
 
-from mazewb.maze import Maze, render_frame
+from mazewb.app.callbacks import register
+from mazewb.app.compute import Workbench
+from mazewb.app.layout import page
+from mazewb.app.style import CSS
+
+INDEX = (
+    """<!DOCTYPE html>
+<html>
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+        <style>"""
+    + CSS
+    + """</style>
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+)
 
 
-def _png(array) -> str:  # noqa: ANN001
-    from PIL import Image
+def _import_lazy_modules() -> None:
+    """Import what plotly, dash and the analysis layer import lazily on first use, before the
+    threaded server starts: two request threads importing the same module for the first time
+    can see it half-initialized (seen with PIL.Image inside plotly's JSON encoder)."""
+    import importlib
 
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    for name in ("PIL.Image", "pandas", "sklearn.linear_model", "plotly.io._json", "plotly.subplots"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # pragma: no cover - optional for plotly
+            pass
 
 
-def create_app(checkpoint: str | None = None) -> Dash:
-    app = Dash(__name__, title="mazewb")
-    app.layout = html.Div(
-        [
-            html.H1("mazewb"),
-            html.Label("Level seed "),
-            dcc.Input(id="seed", type="number", value=0, min=0, step=1),
-            html.Div(id="maze-info"),
-            html.Img(id="maze-frame", style={"width": "512px"}),
-        ]
+def create_app(checkpoint: str | None = None, workbench: Workbench | None = None) -> Dash:
+    """A new workbench app; ``checkpoint`` is the agent shown by default (None: the bundled one)."""
+    _import_lazy_modules()
+    wb = workbench or Workbench(checkpoint)
+    app = Dash(
+        __name__,
+        title="mazewb",
+        update_title=None,
+        index_string=INDEX,
+        suppress_callback_exceptions=False,
+        assets_folder="assets_unused",
     )
-
-    @app.callback(Output("maze-frame", "src"), Output("maze-info", "children"), Input("seed", "value"))
-    def show(seed):  # noqa: ANN001, ANN202
-        maze = Maze.from_seed(int(seed or 0))
-        return _png(render_frame(maze)), f"{maze.size}x{maze.size} maze, cheese at {maze.cheese}"
-
+    app.layout = page()
+    register(app, wb)
+    app.server.config["MAX_CONTENT_LENGTH"] = 100 * 2**20  # uploads are limited again, per kind
+    app.workbench = wb  # type: ignore[attr-defined]
     return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8050, checkpoint: str | None = None, debug: bool = False) -> None:
-    create_app(checkpoint).run(host=host, port=port, debug=debug)
+    """Run the workbench (threaded) until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(checkpoint)
+    wb = app.workbench  # type: ignore[attr-defined]
+    try:
+        lp = wb.policy("default")
+        note = " (UNTRAINED placeholder)" if lp.untrained else ""
+        print(f"mazewb: agent {lp.label}{note} on {lp.device}")
+    except Exception as exc:  # noqa: BLE001 - the page explains it too
+        print(f"mazewb: the default checkpoint could not be loaded: {exc}")
+    print(f"mazewb: open http://{host}:{port}/")
+    app.run(host=host, port=port, debug=debug, threaded=True)

@@ -1,0 +1,215 @@
+"""The app's bridge to the analysis layer: cached calls keyed by (checkpoint, maze, interventions).
+
+Nothing here is science: each method asks ``mazewb.analysis`` for one result and keeps it in a
+bounded cache, so that an edit recomputes only what it changed, and figures (and users) that
+need the same vector field share one batched forward pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import numpy as np
+
+from mazewb import analysis as an
+from mazewb.app import adapters
+from mazewb.app.cache import ResultCache
+from mazewb.app.figures import image_uri, upscale
+from mazewb.app.registry import LoadedPolicy, PolicyRegistry
+from mazewb.app.state import SteerSpec, seed_maze
+from mazewb.maze import Maze, render_frame, render_observations
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, eq=False)
+class Behaviour:
+    """A vector field and the exact outcomes of the episode from the mouse's square under it."""
+
+    field: an.VectorField
+    outcomes: an.ExactOutcomes
+
+
+def effective(spec: SteerSpec) -> SteerSpec:
+    """The spec with settings of switched-off interventions reset, so equal effects share keys."""
+    d = SteerSpec(layer=spec.layer)
+    out = replace(d, layer=spec.layer)
+    if spec.cheese_coeff:
+        out = replace(out, cheese_coeff=spec.cheese_coeff, cheese_source=spec.cheese_source)
+    if spec.top_right_coeff:
+        out = replace(out, top_right_coeff=spec.top_right_coeff, top_right_source=spec.top_right_source)
+    if spec.retarget_square is not None and spec.retarget_channels:
+        out = replace(
+            out,
+            retarget_square=spec.retarget_square,
+            retarget_channels=spec.retarget_channels,
+            retarget_value=spec.retarget_value,
+        )
+    if spec.ablate_channels:
+        out = replace(out, ablate_channels=spec.ablate_channels, ablate_mode=spec.ablate_mode)
+    if spec.resample_channels:
+        out = replace(out, resample_channels=spec.resample_channels, resample_source=spec.resample_source)
+    return out if out.active else SteerSpec()
+
+
+class Workbench:
+    """Per-server state that is safe to share between sessions: loaded policies (by checkpoint)
+    and bounded result caches whose keys include the checkpoint's content hash, the maze and
+    the intervention spec. It holds nothing about any one user."""
+
+    def __init__(self, checkpoint: str | None = None, cache_bytes: int = 384 * 2**20) -> None:
+        self.registry = PolicyRegistry(checkpoint)
+        self.cache = ResultCache(max_bytes=cache_bytes)
+        self.images = ResultCache(max_bytes=64 * 2**20)
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mazewb.app.jobs import JobRunner
+
+        self.jobs = JobRunner()
+        self._prefetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mazewb-prefetch")
+
+    def policy(self, checkpoint: str) -> LoadedPolicy:
+        return self.registry.get(checkpoint)
+
+    def prefetch(self, checkpoint: str, maze: Maze, spec: SteerSpec | None = None) -> None:
+        """Start computing a maze's behaviour (and patched behaviour) in the background, as soon
+        as an edit is known: the figure callbacks, whose requests arrive a round trip later,
+        then wait on the same computation (the cache is single-flight) instead of starting it."""
+
+        def work() -> None:
+            try:
+                lp = self.policy(checkpoint)
+                if spec is not None and spec.active:
+                    self.patched(lp, maze, spec)
+                else:
+                    self.behaviour(lp, maze)
+            except Exception:  # noqa: BLE001 - the callbacks report errors when they run it
+                pass
+
+        self._prefetcher.submit(work)
+
+    def _cached(self, key: Hashable, compute: Callable[[], T]) -> T:
+        return self.cache.get(key, compute)
+
+    # --- pictures ------------------------------------------------------------------------
+    def background(self, maze: Maze, view: str) -> str:
+        """Data URI of the maze as the game draws it: the 512x512 frame, or the agent's 64x64
+        observation (mouse on its square) upscaled without smoothing."""
+
+        def make() -> str:
+            if view == "agent":
+                return image_uri(upscale(self.observation(maze)), "PNG")
+            return image_uri(render_frame(maze), "JPEG")
+
+        return self.images.get(("bg", maze, view), make)
+
+    def observation(self, maze: Maze) -> np.ndarray:
+        return self.images.get(("obs", maze), lambda: render_observations(maze, [maze.mouse])[0])
+
+    # --- interventions ---------------------------------------------------------------------
+    def interventions(self, lp: LoadedPolicy, maze: Maze, spec: SteerSpec) -> tuple[tuple, list[str]]:
+        """The interventions ``spec`` describes for ``maze`` (vectors from their source mazes),
+        and notes for the user (e.g. a zero top-right vector)."""
+        spec = effective(spec)
+        if not spec.active:
+            return (), []
+        policy, layer, notes = lp.policy, spec.layer, []
+        out: list[Any] = []
+        if spec.cheese_coeff:
+            src = maze if spec.cheese_source is None else seed_maze(spec.cheese_source)
+            if src.cheese is None:
+                raise ValueError("the cheese vector needs a source maze with a cheese (this maze has none)")
+            unit = self._cached(
+                ("cheese-vector", lp.key, src, layer), lambda: an.cheese_vector(policy, src, 1.0, layer)
+            )
+            out.append(an.with_coeff(unit, spec.cheese_coeff))
+        if spec.top_right_coeff:
+            src = maze if spec.top_right_source is None else seed_maze(spec.top_right_source)
+            if not an.top_right_corridor(src):
+                notes.append(
+                    f"The top-right vector of a {src.size}x{src.size} maze is zero (no wall padding to carve); "
+                    "compute it from a smaller maze with 'from seed'."
+                )
+            else:
+
+                def make_tr() -> Any:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", an.ZeroVectorWarning)
+                        return an.top_right_vector(policy, src, 1.0, layer)
+
+                unit = self._cached(("top-right-vector", lp.key, src, layer), make_tr)
+                out.append(an.with_coeff(unit, spec.top_right_coeff))
+        if spec.retarget_square is not None and spec.retarget_channels:
+            out.append(
+                an.retarget(policy, maze, spec.retarget_square, spec.retarget_channels, spec.retarget_value, layer)
+            )
+        if spec.ablate_channels:
+            if spec.ablate_mode == "mean":
+                out.append(an.mean_ablation(policy, layer, spec.ablate_channels))
+            else:
+                out.append(an.zero_ablation(layer, spec.ablate_channels))
+        if spec.resample_channels:
+            src = seed_maze(spec.resample_source)
+            if src.size != maze.size:
+                raise ValueError(
+                    f"resampling needs a source maze of the same size: seed {spec.resample_source} is "
+                    f"{src.size}x{src.size}, this maze is {maze.size}x{maze.size}"
+                    + _suggest_seed(spec.resample_source, maze.size)
+                )
+            out.append(
+                self._cached(
+                    ("resample", lp.key, maze, src, spec.resample_channels, layer),
+                    lambda: an.resampled_channels(policy, maze, src, spec.resample_channels, layer),
+                )
+            )
+        return tuple(out), notes
+
+    # --- behaviour -------------------------------------------------------------------------
+    def behaviour(self, lp: LoadedPolicy, maze: Maze) -> Behaviour:
+        """The unpatched vector field and outcomes (one batched forward pass, cached)."""
+        return self._cached(("behaviour", lp.key, maze), lambda: self._behaviour(an.vector_field(lp.policy, maze)))
+
+    @staticmethod
+    def _behaviour(field: an.VectorField) -> Behaviour:
+        return Behaviour(field, an.field_outcomes(field))
+
+    def patched(self, lp: LoadedPolicy, maze: Maze, spec: SteerSpec) -> tuple[Behaviour, Behaviour | None, list[str]]:
+        """Original and patched behaviour; both fields from one call when neither is cached, so
+        the layers before the intervention run once."""
+        ivs, notes = self.interventions(lp, maze, spec)
+        eff = effective(spec)
+        if not ivs:
+            return self.behaviour(lp, maze), None, notes
+        key = ("patched", lp.key, maze, eff)
+        base_key = ("behaviour", lp.key, maze)
+        if base_key in self.cache:
+            original = self.behaviour(lp, maze)
+            patched = self._cached(key, lambda: self._behaviour(an.vector_field(lp.policy, maze, ivs)))
+            return original, patched, notes
+
+        def both() -> Behaviour:
+            fields = an.vector_fields(lp.policy, maze, [(), ivs])
+            self.cache.put(base_key, self._behaviour(fields[0]))
+            return self._behaviour(fields[1])
+
+        patched = self._cached(key, both)
+        return self.behaviour(lp, maze), patched, notes
+
+    def reach_cheese(self, lp: LoadedPolicy, maze: Maze) -> np.ndarray:
+        """Exact P(reach the cheese within 500 steps) from each square of the vector field."""
+        beh = self.behaviour(lp, maze)
+        return self._cached(("reach-cheese", lp.key, maze), lambda: adapters.reach_cheese_from_each(beh.field))
+
+    def channel_maps(self, lp: LoadedPolicy, maze: Maze, layer: str) -> np.ndarray:
+        """(C, H, W) activations at ``layer`` with the mouse on its square."""
+        return self._cached(("maps", lp.key, maze, layer), lambda: an.channel_maps(lp.policy, maze, layer))
+
+
+def _suggest_seed(start: int, size: int) -> str:
+    for seed in range(start, start + 300):
+        if seed_maze(seed).size == size:
+            return f" (seed {seed} is {size}x{size})"
+    return ""

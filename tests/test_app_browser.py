@@ -1,0 +1,240 @@
+"""Browser tests: the real workbench served on 127.0.0.1, driven by headless Chromium (Playwright
+with Debian's ``chromium``). Each test waits for page elements, never for fixed times.
+
+Skipped when Playwright or a Chromium binary is missing (``apt-get install chromium``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from mazewb import Maze
+from mazewb.maze.geometry import FRAME_PIXELS, square_to_pixel_centre
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("MAZEWB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+SEED = 3  # a 5x5 level: fast vector fields (cheese at (2, 2), decision square (0, 2))
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium binary (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):  # noqa: ANN001, ANN201
+    """The app on a free port in a background thread, with a small random-init agent."""
+    from werkzeug.serving import make_server
+
+    from mazewb.app.server import create_app
+    from mazewb.policy import make_placeholder_checkpoint
+
+    ckpt = make_placeholder_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", seed=1)
+    app = create_app(str(ckpt))
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    app.workbench.jobs.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):  # noqa: ANN001, ANN201
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_default_timeout(TIMEOUT_MS)
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def figure_data(pg, graph_id: str) -> str:  # noqa: ANN001
+    """The plotted traces of a dcc.Graph, as JSON (to compare figures)."""
+    return pg.evaluate(
+        """(id) => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+                     return gd && gd.data ? JSON.stringify(gd.data.map(t => [t.type, t.x, t.y, t.z])) : null; }""",
+        graph_id,
+    )
+
+
+def wait_for_figure(pg, graph_id: str, min_traces: int = 2) -> str:  # noqa: ANN001
+    """Wait until a graph shows a real figure (not the placeholder); returns its data."""
+    pg.wait_for_function(
+        """([id, n]) => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+                          return gd && gd.data && gd.data.length >= n; }""",
+        arg=[graph_id, min_traces],
+    )
+    return figure_data(pg, graph_id)
+
+
+def wait_for_change(pg, graph_id: str, before: str) -> str:  # noqa: ANN001
+    pg.wait_for_function(
+        """([id, before]) => { const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+                 return gd && gd.data && JSON.stringify(gd.data.map(t => [t.type, t.x, t.y, t.z])) !== before; }""",
+        arg=[graph_id, before],
+    )
+    return figure_data(pg, graph_id)
+
+
+def click_square(pg, square: tuple[int, int], size: int) -> None:  # noqa: ANN001
+    """Click the centre of a maze square on the maze panel (the 512x512 frame's plot area)."""
+    box = pg.locator("#maze-graph .nsewdrag").first.bounding_box()
+    prow, pcol = square_to_pixel_centre(square, size, FRAME_PIXELS)
+    pg.mouse.click(box["x"] + pcol / FRAME_PIXELS * box["width"], box["y"] + prow / FRAME_PIXELS * box["height"])
+
+
+def open_app(pg, server: str, query: str = "") -> None:  # noqa: ANN001
+    pg.goto(server + "/" + query)
+    pg.wait_for_selector("#maze-info b")
+
+
+def test_load_page_and_change_seed(page, server) -> None:  # noqa: ANN001
+    open_app(page, server)
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text("seed 0")
+    playwright_api.expect(page.locator("#untrained-banner")).to_contain_text("UNTRAINED")
+    first = wait_for_figure(page, "vf-graph")
+    page.fill("#seed", str(SEED))
+    page.press("#seed", "Enter")
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text(f"seed {SEED}")
+    assert f"seed={SEED}" in page.url
+    wait_for_change(page, "vf-graph", first)
+    page.click("#seed-next")
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text(f"seed {SEED + 1}")
+
+
+def test_click_moves_cheese_and_vector_field_changes(page, server) -> None:  # noqa: ANN001
+    open_app(page, server, f"?seed={SEED}")
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text("cheese (2, 2)")
+    before = wait_for_figure(page, "vf-graph")
+    click_square(page, (4, 4), 5)  # the top-right square of the 5x5 maze
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text("cheese (4, 4)")
+    assert "cheese=4,4" in page.url
+    after = wait_for_change(page, "vf-graph", before)
+    assert after != before
+
+
+def test_cheese_vector_shows_diff(page, server) -> None:  # noqa: ANN001
+    open_app(page, server, f"?seed={SEED}&tab=steer")
+    wait_for_figure(page, "steer-original")
+    page.click("#preset-cheese")
+    playwright_api.expect(page.locator("#steer-outcomes")).to_contain_text("patched")
+    wait_for_figure(page, "steer-diff", min_traces=3)
+    playwright_api.expect(page.locator("#steer-message")).to_contain_text("cheese vector × -1")
+    assert "cv=-1" in page.url
+    with page.expect_download() as download:  # client-side export of the visible figures
+        page.click("#export-svg")
+    assert download.value.suggested_filename.endswith(".svg")
+    assert "<svg" in Path(download.value.path()).read_text()[:2000]
+
+
+def test_shared_url_reproduces_the_view(page, server, browser) -> None:  # noqa: ANN001
+    open_app(page, server, f"?seed={SEED}")
+    before = wait_for_figure(page, "vf-graph")
+    page.check("input[value='wall']")
+    click_square(page, (1, 0), 5)  # open the wall above the start
+    page.wait_for_function("() => window.location.search.includes('walls=1,0')")
+    shown = wait_for_change(page, "vf-graph", before)
+    info = page.inner_text("#maze-info")
+    shared = page.url
+
+    other = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+    other.set_default_timeout(TIMEOUT_MS)
+    try:
+        other.goto(shared)
+        other.wait_for_selector("#maze-info b")
+        playwright_api.expect(other.locator("#maze-info")).to_have_text(info)
+        other.wait_for_function(
+            """(want) => { const gd = document.querySelector('#vf-graph .js-plotly-plot');
+                     return gd && gd.data && JSON.stringify(gd.data.map(t => [t.type, t.x, t.y, t.z])) === want; }""",
+            arg=shown,
+        )
+        assert other.url == shared
+    finally:
+        other.context.close()
+
+
+def test_malformed_maze_json_shows_error(page, server, tmp_path) -> None:  # noqa: ANN001
+    open_app(page, server, f"?seed={SEED}")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "mazewb-maze-v1", "size": 3, "rows": ["...", ".#", "..."], "mouse": [0, 0]}))
+    page.set_input_files("#import-maze input[type=file]", str(bad))
+    playwright_api.expect(page.locator("#notice")).to_contain_text("Could not import bad.json")
+    playwright_api.expect(page.locator("#notice")).to_contain_text("rows")
+    # the view is unchanged
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text(f"seed {SEED}")
+    with page.expect_download() as download:
+        page.click("#export-maze")
+    exported = Maze.from_json(Path(download.value.path()).read_text())
+    assert exported.seed == SEED and exported.size == 5
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    page.set_input_files("#import-maze input[type=file]", str(garbage))
+    playwright_api.expect(page.locator("#notice")).to_contain_text("not valid JSON")
+
+
+def test_statistics_run_in_the_background_with_progress_cancel_and_csv(page, server, browser) -> None:  # noqa: ANN001
+    open_app(page, server, "?tab=stats&sn=400")
+    page.click("#stats-run")
+    playwright_api.expect(page.locator("#stats-status")).to_contain_text("qualifying mazes")
+    # Another user meanwhile gets their own view, computed while the job runs.
+    other = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+    other.set_default_timeout(TIMEOUT_MS)
+    try:
+        open_app(other, server, f"?seed={SEED}")
+        wait_for_figure(other, "vf-graph")
+        playwright_api.expect(other.locator("#maze-info")).to_contain_text(f"seed {SEED}")
+        assert "done" not in page.inner_text("#stats-status")
+    finally:
+        other.context.close()
+    page.click("#stats-cancel")
+    playwright_api.expect(page.locator("#stats-status")).to_have_text("cancelled")
+    page.fill("#stats-n", "10")
+    page.press("#stats-n", "Enter")
+    page.wait_for_function("() => window.location.search.includes('sn=10')")
+    page.click("#stats-run")
+    playwright_api.expect(page.locator("#stats-status")).to_contain_text("done", timeout=120_000)
+    playwright_api.expect(page.locator("#stats-table")).to_contain_text("held-out accuracy")
+    with page.expect_download() as download:
+        page.click("#stats-download-btn")
+    text = Path(download.value.path()).read_text()
+    assert text.splitlines()[0].startswith("seed,") and len(text.splitlines()) == 11
+
+
+def test_activations_and_a_bad_checkpoint_upload(page, server, tmp_path) -> None:  # noqa: ANN001
+    open_app(page, server, f"?seed={SEED}&tab=activations&ch=5")
+    wait_for_figure(page, "act-graph")
+    playwright_api.expect(page.locator("#layer-info")).to_contain_text("32 channels of 16x16 cells")
+    playwright_api.expect(page.locator("#act-graph")).to_contain_text("channel 5")
+    page.click("#tabs >> text=Model")
+    playwright_api.expect(page.locator("#model-card")).to_contain_text("UNTRAINED")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"definitely not a checkpoint")
+    page.set_input_files("#ckpt-upload input[type=file]", str(junk))
+    playwright_api.expect(page.locator("#notice")).to_contain_text("junk.pt")
+    playwright_api.expect(page.locator("#notice")).to_have_class("notice error")
