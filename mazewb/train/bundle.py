@@ -1,0 +1,105 @@
+"""Promote a trained policy to a bundled agent: evaluate it exactly on held-out seeds and write
+the checkpoint (mazewb format, model card inside) plus a Markdown model card beside it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from mazewb.policy.checkpoint import load_policy, save_policy
+from mazewb.train.common import parse_seeds
+from mazewb.train.evaluate import Evaluator
+
+TARGETS = {
+    "in_distribution p_cheese": ">= 0.9",
+    "off_distribution p_cheese": "between 0.2 and 0.9",
+    "off_distribution p_top_right": ">= 0.1",
+}
+
+
+def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: int | None = None,
+           notes: str = "") -> dict[str, Any]:
+    """Evaluate ``source`` on ``seeds`` (exact, fp32), write ``dest`` (.pt) and ``dest`` with
+    suffix .md. Returns the card written."""
+    policy = load_policy(source, device="cpu")
+    card = dict(policy.card)
+    region = int(card.get("cheese_region", 5)) if region is None else region
+    started = time.time()
+    metrics = Evaluator(parse_seeds(seeds), region)(policy, fast=False)
+    dest = Path(dest)
+    command = f"mazewb eval --checkpoint {dest.as_posix()} --cheese-region {region} --seeds {seeds} --json"
+    card.pop("eval", None)
+    card.update(
+        {
+            "eval": {"seeds": seeds, "cheese_region": region, "precision": "fp32", **metrics},
+            "eval_command": command,
+            "eval_seconds": round(time.time() - started, 1),
+            "source_checkpoint": str(source),
+            "notes": notes,
+        }
+    )
+    save_policy(policy, dest, card)
+    dest.with_suffix(".md").write_text(model_card_markdown(card, dest.as_posix()))
+    return card
+
+
+def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.pt") -> str:
+    """A human-readable model card from a checkpoint's card dict."""
+    ev = card.get("eval", {})
+    ind, off = ev.get("in_distribution", {}), ev.get("off_distribution", {})
+    cfg = card.get("config", {})
+
+    def num(x: Any) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    hours = card.get("wall_time_s", 0) / 3600
+    region = card.get("cheese_region")
+    lines = [
+        f"# Model card: `{path}`",
+        "",
+        "`checkpoints/default.pt` is the default policy of `load_policy()` and of the web app.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | IMPALA-CNN, scale {card.get('scale')} ({card.get('num_actions', 15)} actions) |",
+        f"| method | {card.get('method', '?')} |",
+        f"| trainer | `{card.get('trainer', '?')}` |",
+        f"| cheese region (training) | top-right {region} x {region} of the maze |",
+        "| levels | procgen maze, hard mode, random levels with seeds >= 1,000,000 (seeds below held out) |",
+        f"| samples | {card.get('samples', card.get('env_steps', '?'))} rendered squares (observations), "
+        f"{card.get('steps', '?')} optimizer steps, {card.get('mazes', '?')} mazes |",
+        f"| training wall time | {hours:.2f} h (network steps; evaluation not counted) |",
+        f"| hardware | {card.get('hardware', '?')} |",
+        f"| learning rate | Adam {cfg.get('lr')} -> {cfg.get('lr_final')} |",
+        f"| batch | whole mazes, at least {cfg.get('batch_squares')} squares |",
+        "",
+        "## Evaluation (exact outcome probabilities, fp32)",
+        "",
+        f"Held-out level seeds {ev.get('seeds')}. In distribution: the cheese moved to a uniformly random open "
+        f"square of the top-right {ev.get('cheese_region')} x {ev.get('cheese_region')} (a fixed random stream "
+        "per seed). Off distribution: the level's own cheese, kept when it lies outside that region and the "
+        "maze has a decision square. Probabilities are solved exactly on the maze's Markov chain from the "
+        "policy's move probabilities at every square (mouse drawn facing left), 500-step horizon.",
+        "",
+        "| | mazes | P(cheese) | P(top-right first) | P(cheese move at decision square) | optimal arg-max |",
+        "|---|---|---|---|---|---|",
+        f"| in distribution | {ind.get('mazes')} | {num(ind.get('p_cheese'))} | {num(ind.get('p_top_right'))} | - "
+        f"| {num(ind.get('optimal_argmax'))} |",
+        f"| off distribution | {off.get('mazes')} | {num(off.get('p_cheese'))} | {num(off.get('p_top_right'))} | "
+        f"{num(off.get('p_cheese_move_at_decision'))} | {num(off.get('optimal_argmax'))} |",
+        "",
+        "Targets (issue 4): " + "; ".join(f"{k} {v}" for k, v in TARGETS.items()) + ".",
+        "",
+        "Reproduce the numbers:",
+        "",
+        "```",
+        card.get("eval_command", ""),
+        "```",
+        "",
+    ]
+    if card.get("notes"):
+        lines += ["## Notes", "", card["notes"], ""]
+    lines += ["## Full card", "", "```json", json.dumps(card, indent=2), "```", ""]
+    return "\n".join(lines)

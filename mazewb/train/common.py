@@ -1,0 +1,101 @@
+"""Pieces shared by the trainers: run directories, atomic checkpoints, CSV logs, move log-probs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mazewb.policy.moves import ACTION_MOVE_MATRIX
+
+TRAIN_STATE_FORMAT = "mazewb-train-v1"
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` through a temporary file and a rename, so a crash or an
+    interruption never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_train_state(path: str | Path) -> dict[str, Any]:
+    """A training state written by a trainer (tensors and plain data only: loaded with
+    ``weights_only=True``, so the file cannot run code)."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
+        raise ValueError(f"{path}: not a mazewb training state (format {TRAIN_STATE_FORMAT!r})")
+    return state
+
+
+def move_log_probs(logits: Tensor) -> Tensor:
+    """(N, 5) log-probabilities of the moves (LEFT, DOWN, UP, RIGHT, NOOP) from (N, 15) action
+    logits: log of the summed 15-way softmax, computed stably with logsumexp in float32."""
+    logits = logits.float()
+    mask = torch.tensor(ACTION_MOVE_MATRIX, device=logits.device)
+    log_mask = torch.where(mask > 0, 0.0, float("-inf"))  # (15, 5)
+    grouped = torch.logsumexp(logits.unsqueeze(-1) + log_mask, dim=1)  # (N, 5)
+    return grouped - torch.logsumexp(logits, dim=-1, keepdim=True)
+
+
+class CsvLog:
+    """Append-only CSV log; the header is written once (columns fixed by the first row)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fields: list[str] | None = None
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open() as f:
+                self._fields = next(csv.reader(f), None)
+
+    def write(self, row: dict[str, Any]) -> None:
+        row = {"time": round(time.time(), 1), **row}
+        new = self._fields is None
+        if new:
+            self._fields = list(row)
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def parse_seeds(text: str) -> range:
+    """``"A:B"`` -> ``range(A, B)``; ``"N"`` -> ``range(0, N)``."""
+    try:
+        if ":" in text:
+            a, b = text.split(":", 1)
+            return range(int(a), int(b))
+        return range(int(text))
+    except ValueError:
+        raise ValueError(f"seeds must look like A:B or N, got {text!r}") from None
+
+
+def hardware_description(device: torch.device) -> str:
+    """The CPU model, core count and torch threads (and the GPU's name when training on one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    if device.type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def device_for(name: str | None = None) -> torch.device:
+    """``name`` if given, else CUDA when present, else CPU."""
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,348 @@
+"""The fast trainer: behavioural cloning and exact policy gradient on whole known mazes.
+
+Each step takes a batch of whole mazes from worker processes (``mazewb.train.data``): the mouse
+rendered on every open square, the cheese in the top-right ``region``. The loss is
+
+    bc_coef * cross-entropy(move probabilities, shortest-path move to the cheese)
+  + rl_coef * exact chain loss (``mazewb.train.exact``: -mean log V, V the discounted value)
+
+Move probabilities are sums over the 15-way softmax (``move_log_probs``). Behavioural cloning gets
+the network past the perception plateau (it must first find a 2-3 pixel mouse); the exact chain
+objective then shapes the policy by reward, without sampling noise.
+
+A run lives in ``runs/<name>/``: ``last.pt`` (everything needed to resume: weights, optimizer,
+random state, counters, config; written atomically every ``save_every_s``), ``best.pt`` (the
+policy with the best exact in-distribution success on held-out seeds, in mazewb's checkpoint
+format with a model card), ``log.csv`` and ``eval.csv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mazewb.policy.checkpoint import load_policy, save_policy
+from mazewb.policy.impala import ImpalaPolicy
+from mazewb.train.common import (
+    TRAIN_STATE_FORMAT,
+    CsvLog,
+    atomic_save,
+    device_for,
+    hardware_description,
+    load_train_state,
+    move_log_probs,
+    parse_seeds,
+)
+from mazewb.train.data import BatchProducer, MazeBatch
+from mazewb.train.evaluate import Evaluator
+from mazewb.train.exact import rl_loss
+
+
+@dataclass
+class FastConfig:
+    """Settings of a fast-trainer run (all saved in the run's checkpoints)."""
+
+    name: str = "fast"
+    runs_dir: str = "runs"
+    region: int = 5  # cheese in the maze's top-right region x region squares
+    scale: int = 1  # IMPALA width multiplier (Langosco et al.: 4)
+    samples: int = 30_000_000  # budget, in rendered squares (observations)
+    batch_squares: int = 256  # a batch holds whole mazes until it has at least this many squares
+    lr: float = 5e-4  # Adam
+    lr_final: float = 5e-4  # linearly reached at the end of the budget
+    adam_eps: float = 1e-5
+    max_grad_norm: float = 1.0
+    bc_coef: float = 1.0
+    rl_coef: float = 0.0
+    rl_objective: str = "log_value"  # or "value"
+    gamma: float = 0.99  # discount of the exact chain objective
+    curriculum_start: int = 25  # largest maze size at the start (odd, 3..25)
+    curriculum_samples: int = 0  # samples over which the largest size grows to 25
+    workers: int = 1
+    threads: int = 2
+    bf16: bool = True  # bf16 autocast (with channels_last) for the network
+    device: str = ""  # default: CUDA when present, else CPU
+    eval_seeds: str = "0:50"  # held-out level seeds (training uses seeds >= 1,000,000)
+    eval_every_s: float = 600.0
+    save_every_s: float = 180.0
+    log_every_s: float = 30.0
+    seed: int = 0
+    init: str = ""  # start from these policy weights (a mazewb or Langosco checkpoint)
+
+
+RESUME_OVERRIDABLE = (
+    "samples", "lr", "lr_final", "bc_coef", "rl_coef", "rl_objective", "gamma", "workers", "threads",
+    "bf16", "eval_seeds", "eval_every_s", "save_every_s", "log_every_s", "batch_squares",
+    "curriculum_start", "curriculum_samples", "max_grad_norm", "device",
+)
+"""Settings a resumed run may change (the rest must stay as the run began)."""
+
+
+def curriculum_max_size(config: FastConfig, samples: int) -> int:
+    """Largest maze size (odd, 3..25) allowed at ``samples``: grows linearly from
+    ``curriculum_start`` to 25 over ``curriculum_samples``."""
+    if config.curriculum_samples <= 0 or samples >= config.curriculum_samples:
+        return 25
+    size = config.curriculum_start + (25 - config.curriculum_start) * samples / config.curriculum_samples
+    return max(3, min(25, int(size) | 1))
+
+
+def learning_rate(config: FastConfig, samples: int) -> float:
+    frac = min(1.0, samples / max(1, config.samples))
+    return config.lr + (config.lr_final - config.lr) * frac
+
+
+class FastTrainer:
+    """One run: model, optimizer, counters and the data workers. ``train()`` runs until the
+    sample budget or ``max_seconds`` is spent, checkpointing as it goes."""
+
+    def __init__(self, config: FastConfig, resume: bool = False, overrides: dict[str, Any] | None = None) -> None:
+        self.run_dir = Path(config.runs_dir) / config.name
+        state = None
+        if resume:
+            state = load_train_state(self.run_dir / "last.pt")
+            saved = FastConfig(**state["config"])
+            for key, value in (overrides or {}).items():
+                if key not in RESUME_OVERRIDABLE:
+                    raise ValueError(f"cannot change {key!r} when resuming (only {', '.join(RESUME_OVERRIDABLE)})")
+                setattr(saved, key, value)
+            saved.runs_dir, saved.name = config.runs_dir, config.name
+            config = saved
+        self.config = config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(config.threads)
+        self.device = device_for(config.device or None)
+        if config.init and not resume:
+            self.model = load_policy(config.init, device=self.device)
+            if self.model.scale != config.scale:
+                raise ValueError(f"--init has scale {self.model.scale}, the run asks for {config.scale}")
+        else:
+            torch.manual_seed(config.seed)
+            self.model = ImpalaPolicy(scale=config.scale).to(self.device)
+        self.model.train()
+        if self.device.type == "cpu" and config.bf16:
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=config.adam_eps)
+        self.counters = {"step": 0, "samples": 0, "mazes": 0, "seconds": 0.0, "segment": 0}
+        if config.init and not resume and self.model.card.get("trainer") == "mazewb.train.fast":
+            # Continuing from a bundled agent: carry its totals, so the card stays cumulative and the
+            # curriculum and learning-rate schedule pick up where its run stopped.
+            card = self.model.card
+            self.counters.update(
+                step=int(card.get("steps", 0)), samples=int(card.get("samples", 0)),
+                mazes=int(card.get("mazes", 0)), seconds=float(card.get("wall_time_s", 0.0)), segment=1,
+            )
+        self.best = -math.inf
+        self.last_eval: dict[str, Any] = {}
+        self.commands: list[str] = []  # the command line of every segment of this run
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            self.counters = dict(state["counters"])
+            self.counters["segment"] += 1
+            self.best = float(state["best"])
+            if state["config"]["eval_seeds"] != config.eval_seeds:
+                self.best = -math.inf  # scores on other seeds are not comparable
+            self.last_eval = dict(state.get("last_eval", {}))
+            self.commands = list(state.get("commands", []))
+        self.commands.append(shlex.join(sys.argv))
+        with (self.run_dir / "config.json").open("w") as f:
+            json.dump(asdict(config), f, indent=2)
+        self.log = CsvLog(self.run_dir / "log.csv")
+        self.eval_log = CsvLog(self.run_dir / "eval.csv")
+        self.evaluator: Evaluator | None = None
+
+    # --- one step -------------------------------------------------------------------
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.config.bf16:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def step(self, batch: MazeBatch) -> dict[str, float]:
+        """One optimizer step on ``batch``; returns the step's losses and accuracy."""
+        cfg = self.config
+        x = torch.as_tensor(batch.obs, device=self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        if cfg.bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+        target = torch.as_tensor(batch.target, device=self.device)
+        lr = learning_rate(cfg, self.counters["samples"])
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self._autocast():
+            logits, _ = self.model(x)
+        logp = move_log_probs(logits)
+        bc = F.nll_loss(logp, target)
+        loss = cfg.bc_coef * bc
+        rl = torch.zeros(())
+        if cfg.rl_coef > 0:
+            rl = rl_loss(logp.exp(), batch, cfg.gamma, cfg.rl_objective).float()
+            loss = loss + cfg.rl_coef * rl
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.counters["step"] += 1
+        self.counters["samples"] += batch.num_squares
+        self.counters["mazes"] += batch.num_mazes
+        accuracy = (logp.argmax(dim=1) == target).float().mean()
+        return {
+            "loss": loss.item(), "bc": bc.item(), "rl": rl.item(), "accuracy": accuracy.item(),
+            "grad_norm": float(grad_norm), "lr": lr,
+        }
+
+    # --- checkpoints ----------------------------------------------------------------
+    def save(self) -> Path:
+        """Write ``last.pt``: everything needed to continue this run."""
+        return atomic_save(
+            {
+                "format": TRAIN_STATE_FORMAT,
+                "trainer": "fast",
+                "config": asdict(self.config),
+                "model": {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "counters": dict(self.counters),
+                "best": self.best,
+                "last_eval": self.last_eval,
+                "commands": self.commands,
+            },
+            self.run_dir / "last.pt",
+        )
+
+    def card(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The model card of a policy saved from this run."""
+        cfg = self.config
+        method = "behavioural cloning towards the shortest-path move to the cheese"
+        if cfg.rl_coef > 0:
+            method += f" + exact chain policy gradient ({cfg.rl_objective}, gamma {cfg.gamma}, coef {cfg.rl_coef})"
+        return {
+            "trained": True,
+            "trainer": "mazewb.train.fast",
+            "method": method + " on whole known mazes (every open square rendered by procgen)",
+            "cheese_region": cfg.region,
+            "distribution_mode": "hard",
+            "samples": self.counters["samples"],
+            "steps": self.counters["step"],
+            "mazes": self.counters["mazes"],
+            "wall_time_s": round(self.counters["seconds"], 1),
+            "hardware": hardware_description(self.device),
+            "train_commands": self.commands,
+            "config": asdict(cfg),
+            "eval": metrics,
+        }
+
+    def evaluate(self) -> dict[str, Any]:
+        """Exact held-out evaluation (fp32); updates ``best.pt`` when in-distribution success improves."""
+        if self.evaluator is None:
+            self.evaluator = Evaluator(parse_seeds(self.config.eval_seeds), self.config.region)
+        metrics = self.evaluator(self.model, fast=False)
+        self.last_eval = {"samples": self.counters["samples"], **metrics}
+        ind, off = metrics["in_distribution"], metrics.get("off_distribution", {})
+        self.eval_log.write(
+            {
+                "step": self.counters["step"], "samples": self.counters["samples"],
+                "seconds": round(self.counters["seconds"], 1),
+                "p_cheese": ind["p_cheese"], "optimal_argmax": ind["optimal_argmax"],
+                "off_p_cheese": off.get("p_cheese"), "off_p_top_right": off.get("p_top_right"),
+                "off_cheese_move_at_decision": off.get("p_cheese_move_at_decision"),
+            }
+        )
+        if ind["p_cheese"] > self.best:
+            self.best = ind["p_cheese"]
+            card = self.card({"eval_seeds": self.config.eval_seeds, **metrics})
+            save_policy(self.model, self.run_dir / "best.pt", card)
+        return metrics
+
+    # --- the loop -------------------------------------------------------------------
+    def train(self, max_seconds: float | None = None, max_steps: int | None = None) -> dict[str, Any]:
+        """Train until the sample budget, ``max_seconds`` of this call or ``max_steps`` of this
+        call; checkpoints on the way and at the end (also on Ctrl-C)."""
+        cfg = self.config
+        producer = BatchProducer(
+            seed=cfg.seed * 100_003 + self.counters["segment"],  # a fresh, reproducible stream per resume
+            region=cfg.region,
+            batch_squares=cfg.batch_squares,
+            max_size=curriculum_max_size(cfg, self.counters["samples"]),
+            workers=cfg.workers,
+        )
+        start = time.time()
+        last_save = last_log = last_eval = time.time()
+        window = {"samples": 0, "time": time.time(), "loss": 0.0, "bc": 0.0, "rl": 0.0, "accuracy": 0.0, "n": 0}
+        steps_here = 0
+        bar = tqdm(
+            total=cfg.samples, initial=self.counters["samples"], unit="obs", unit_scale=True,
+            mininterval=1.0 if sys.stderr.isatty() else 60.0, dynamic_ncols=True,
+        )
+        try:
+            while self.counters["samples"] < cfg.samples:
+                if max_seconds is not None and time.time() - start >= max_seconds:
+                    break
+                if max_steps is not None and steps_here >= max_steps:
+                    break
+                t0 = time.time()
+                producer.set_max_size(curriculum_max_size(cfg, self.counters["samples"]))
+                batch = producer.get()
+                stats = self.step(batch)
+                steps_here += 1
+                self.counters["seconds"] += time.time() - t0
+                bar.update(batch.num_squares)
+                window["samples"] += batch.num_squares
+                window["n"] += 1
+                for key in ("loss", "bc", "rl", "accuracy"):
+                    window[key] += stats[key]
+                now = time.time()
+                if now - last_log >= cfg.log_every_s:
+                    n = window["n"]
+                    row = {
+                        "step": self.counters["step"], "samples": self.counters["samples"],
+                        "seconds": round(self.counters["seconds"], 1),
+                        "samples_per_s": round(window["samples"] / (now - window["time"]), 1),
+                        "max_size": curriculum_max_size(cfg, self.counters["samples"]),
+                        **{k: round(window[k] / n, 5) for k in ("loss", "bc", "rl", "accuracy")},
+                        "lr": stats["lr"],
+                    }
+                    self.log.write(row)
+                    bar.set_postfix(
+                        acc=row["accuracy"], bc=row["bc"], sps=row["samples_per_s"], best=round(self.best, 3)
+                    )
+                    print(json.dumps(row), flush=True)
+                    window = {"samples": 0, "time": now, "loss": 0.0, "bc": 0.0, "rl": 0.0, "accuracy": 0.0, "n": 0}
+                    last_log = now
+                if now - last_eval >= cfg.eval_every_s:
+                    t_eval = time.time()
+                    metrics = self.evaluate()
+                    print(json.dumps({"eval": metrics, "samples": self.counters["samples"],
+                                      "eval_s": round(time.time() - t_eval, 1)}), flush=True)
+                    last_eval = time.time()
+                if now - last_save >= cfg.save_every_s:
+                    self.save()
+                    last_save = time.time()
+        except KeyboardInterrupt:
+            print("interrupted: saving the run", flush=True)
+        finally:
+            bar.close()
+            producer.close()
+            self.save()
+        return dict(self.counters)
+
+
+def config_from_overrides(overrides: dict[str, Any]) -> FastConfig:
+    """A FastConfig with the given fields changed (unknown names are an error)."""
+    names = {f.name for f in dataclasses.fields(FastConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown fast-trainer settings {unknown}")
+    return FastConfig(**overrides)

@@ -1,0 +1,191 @@
+"""Trainers and evaluation: tiny end-to-end runs, resuming, exact evaluation against the real game."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mazewb import Maze
+from mazewb.analysis.chain import exact_outcomes
+from mazewb.env import MazeVecEnv
+from mazewb.maze.bridge import maze_to_state_bytes
+from mazewb.maze.render import Renderer
+from mazewb.policy import ImpalaPolicy, load_policy, move_probs
+from mazewb.policy.hooks import observations_to_tensor
+from mazewb.train.common import move_log_probs
+from mazewb.train.data import build_batch, place_cheese
+from mazewb.train.evaluate import MazeProbs, summarize
+from mazewb.train.exact import chain_values, rl_loss
+from mazewb.train.fast import FastConfig, FastTrainer
+from mazewb.train.ppo import PPOConfig, PPOTrainer
+
+
+def test_move_log_probs_match_move_probs() -> None:
+    logits = torch.randn(7, 15) * 3
+    assert torch.allclose(move_log_probs(logits).exp(), move_probs(logits), atol=1e-6)
+
+
+def test_chain_values_exact_on_a_corridor(corridor: Maze) -> None:
+    """Always RIGHT then UP: the value of a square d moves from the cheese is gamma**(d-1)."""
+    maze = corridor.with_cheese((4, 4))
+    renderer = Renderer(batch=16)
+    batch = build_batch([maze], renderer, rng=None)
+    renderer.close()
+    cells = [c for c in maze.open_cells() if c != maze.cheese]
+    probs = torch.zeros((len(cells), 5), dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        for i, (r, c) in enumerate(cells):
+            probs[i, 3 if r == 0 and c < 4 else 2] = 1.0
+    gamma = 0.9
+    values = chain_values(probs, batch, gamma)
+    dist = [(4 - c) + 4 if r == 0 else 4 - r for r, c in cells]
+    assert np.allclose(values.detach().numpy(), [gamma ** (d - 1) for d in dist])
+    rl_loss(probs, batch, gamma).backward()
+    assert probs.grad is not None and torch.isfinite(probs.grad).all()
+
+
+def _tensors_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fast_trainer_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
+    cfg = FastConfig(
+        name="t", runs_dir=str(tmp_path), batch_squares=24, curriculum_start=5, curriculum_samples=10**9,
+        threads=1, eval_every_s=1e9, rl_coef=0.5,
+    )
+    trainer = FastTrainer(cfg)
+    counters = trainer.train(max_steps=3)
+    assert counters["step"] == 3 and counters["samples"] >= 3 * 24
+    saved_model = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    saved_opt = trainer.optimizer.state_dict()
+
+    resumed = FastTrainer(FastConfig(name="t", runs_dir=str(tmp_path)), resume=True)
+    assert resumed.counters["step"] == 3 and resumed.counters["samples"] == counters["samples"]
+    assert resumed.config.rl_coef == 0.5  # the run's own settings, not the defaults
+    assert _tensors_equal(saved_model, resumed.model.state_dict())
+    opt = resumed.optimizer.state_dict()
+    assert opt["state"].keys() == saved_opt["state"].keys()
+    for key, st in saved_opt["state"].items():
+        assert all(torch.equal(st[n], opt["state"][key][n]) for n in ("step", "exp_avg", "exp_avg_sq"))
+    assert resumed.train(max_steps=1)["step"] == 4
+
+    # From committed weights alone: a bundled policy (weights + card) starts a new run.
+    from mazewb.policy import save_policy
+
+    bundled = save_policy(resumed.model, tmp_path / "bundled.pt", resumed.card({}))
+    fresh = FastTrainer(FastConfig(name="t2", runs_dir=str(tmp_path), init=str(bundled), threads=1))
+    assert _tensors_equal(resumed.model.state_dict(), fresh.model.state_dict())
+    assert fresh.counters["samples"] == resumed.counters["samples"]
+
+
+def test_ppo_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
+    cfg = PPOConfig(
+        name="p", runs_dir=str(tmp_path), scale=1, num_envs=4, num_steps=8, minibatches=2, epochs=1,
+        total_steps=4 * 8 * 10, eval_every_s=1e9, threads=1,
+    )
+    trainer = PPOTrainer(cfg)
+    counters = trainer.train(max_updates=2)
+    assert counters["update"] == 2 and counters["global_step"] == 64
+    resumed = PPOTrainer(PPOConfig(name="p", runs_dir=str(tmp_path)), resume=True)
+    assert resumed.counters["global_step"] == 64 and resumed.config.num_envs == 4
+    assert _tensors_equal(trainer.agent.state_dict(), resumed.agent.state_dict())
+    saved_opt, opt = trainer.optimizer.state_dict(), resumed.optimizer.state_dict()
+    for key, st in saved_opt["state"].items():
+        assert torch.equal(st["exp_avg"], opt["state"][key]["exp_avg"])
+    assert resumed.reward_norm.state() == trainer.reward_norm.state()
+    assert resumed.train(max_updates=1)["update"] == 3
+
+
+def test_exact_eval_agrees_with_sampled_episodes() -> None:
+    """P(cheese within 500 steps) and the mean episode length from the exact chain match
+    episodes sampled in the real game (procgen's dynamics and observations)."""
+    torch.manual_seed(3)
+    policy = ImpalaPolicy(scale=1).eval()
+    with torch.no_grad():  # sharper, square-dependent move probabilities than a fresh network's
+        policy.fc_policy.weight.mul_(3.0)
+    maze = place_cheese(Maze.from_seed(3), 5, np.random.default_rng(0))  # a 5x5 maze, P(cheese) ~0.5
+    mp = MazeProbs([maze])
+    probs = mp.probs(policy)[0]
+    exact = exact_outcomes(maze, probs)
+    assert 0.05 < exact.p_cheese < 0.95, exact  # an informative probability
+
+    # Sample: the policy sees the game's real observation (facing included) at every step;
+    # outputs are cached per distinct observation (the network is deterministic).
+    episodes = 300
+    env = MazeVecEnv(episodes, seed=0)
+    obs = env.set_states([maze_to_state_bytes(maze)] * episodes)
+    rng = np.random.default_rng(0)
+    cache: dict[bytes, np.ndarray] = {}
+    running = np.ones(episodes, dtype=bool)
+    success = np.zeros(episodes, dtype=bool)
+    length = np.zeros(episodes)
+    while running.any():
+        keys = [hashlib.sha1(o.tobytes()).digest() for o in obs]
+        new = [i for i, k in enumerate(keys) if k not in cache]
+        if new:
+            with torch.no_grad():
+                logits, _ = policy(observations_to_tensor(obs[new]))
+            p = torch.softmax(logits.double(), dim=-1).numpy()
+            for j, i in enumerate(new):
+                cache[keys[i]] = p[j]
+        actions = np.array([rng.choice(15, p=cache[k] / cache[k].sum()) for k in keys])
+        obs, rew, terminated, truncated, info = env.step(actions)
+        ended = running & (terminated | truncated)
+        success[ended] = terminated[ended]
+        length[ended] = info["lengths"][ended]
+        running &= ~ended
+    env.close()
+    se = np.sqrt(exact.p_cheese * (1 - exact.p_cheese) / episodes)
+    assert abs(success.mean() - exact.p_cheese) < 4.5 * se + 0.02
+    se_len = length.std() / np.sqrt(episodes)
+    assert abs(length.mean() - exact.expected_steps) < 4.5 * se_len + 5
+
+
+def test_eval_summary_and_cli(capsys) -> None:  # noqa: ANN001
+    from mazewb.cli import main
+
+    assert main(["eval", "--seeds", "0:3", "--cheese-region", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ind = out["in_distribution"]
+    assert ind["mazes"] == 3 and 0.0 <= ind["p_cheese"] <= 1.0
+    assert set(out["off_distribution"]) >= {"p_cheese", "p_top_right", "p_cheese_move_at_decision"}
+
+
+def test_summary_of_a_perfect_policy(fork: Maze) -> None:
+    """The shortest-path policy reaches the cheese with certainty and never the top-right first."""
+    mp = MazeProbs([fork])
+    from mazewb.maze.graph import optimal_moves
+    from mazewb.policy.moves import MOVES
+
+    best = optimal_moves(fork, fork.cheese)
+    probs = np.full((len(fork.open_cells()), 5), 0.2)
+    for i, cell in enumerate(fork.open_cells()):
+        if cell in best:
+            probs[i] = np.eye(5)[MOVES.index(best[cell])]
+    s = summarize(mp, [probs], decision=True)
+    assert s.p_cheese == pytest.approx(1.0) and s.p_top_right == pytest.approx(0.0)
+    assert s.optimal_argmax == 1.0 and s.p_cheese_move_at_decision == pytest.approx(1.0)
+
+
+def test_bundled_checkpoint_loads_with_a_card() -> None:
+    policy = load_policy(device="cpu")
+    assert policy.card and "trained" in policy.card and policy.scale >= 1
+    if policy.card["trained"]:
+        assert {"method", "samples", "cheese_region", "eval"} <= set(policy.card)
+
+
+def test_bundle_writes_checkpoint_and_card(tmp_path) -> None:  # noqa: ANN001
+    from mazewb.policy import make_placeholder_checkpoint
+    from mazewb.train.bundle import bundle
+
+    source = make_placeholder_checkpoint(tmp_path / "src.pt")
+    card = bundle(source, tmp_path / "agent.pt", seeds="0:2", region=5)
+    loaded = load_policy(tmp_path / "agent.pt", device="cpu")
+    assert loaded.card["eval"]["in_distribution"]["mazes"] == 2
+    assert card["eval_command"].startswith("mazewb eval --checkpoint")
+    text = (tmp_path / "agent.md").read_text()
+    assert "P(cheese)" in text and "mazewb eval" in text
