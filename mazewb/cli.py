@@ -27,13 +27,25 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--checkpoint", default=None, help="policy checkpoint to load (default: the bundled agent)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
+    p.add_argument(
+        "--allow-path-loading",
+        action="store_true",
+        help="let browsers load checkpoints by their path on this server even when --host is not "
+        "a loopback address (off by default there: anyone who can reach the server could name any file)",
+    )
 
 
 @command("serve", "start the web workbench")(_serve_args)
 def _serve(args: argparse.Namespace) -> int:
     from mazewb.app.server import serve
 
-    serve(host=args.host, port=args.port, checkpoint=args.checkpoint, debug=args.debug)
+    serve(
+        host=args.host,
+        port=args.port,
+        checkpoint=args.checkpoint,
+        debug=args.debug,
+        allow_path_loading=args.allow_path_loading,
+    )
     return 0
 
 

@@ -20,6 +20,7 @@ from mazewb.analysis import (
     channel_maps,
     cheese_probability_from_each,
     cheese_vector,
+    decision_choice,
     decision_probabilities,
     field_outcomes,
     field_squares,
@@ -38,6 +39,7 @@ from mazewb.analysis import (
     square_cell,
     square_values,
     steering_sweep,
+    step_probabilities,
     summarize_rollouts,
     top_right_corridor,
     top_right_vector,
@@ -139,6 +141,26 @@ def test_fork_outcomes_reach_and_path_probability_by_hand(fork: Maze) -> None:
     greedy_table[fork.open_cells().index((0, 0))] = [0.0, 0.0, 0.6, 0.4, 0.0]
     (run,) = sample_rollouts(greedy_table, fork, 1, greedy=True)
     assert run.reached_cheese and run.squares == ((0, 0), (1, 0), (2, 0), (3, 0), (4, 0))
+
+
+def test_step_probabilities_and_the_choice_at_a_fork(fork: Maze) -> None:
+    # Every square: UP 0.3, RIGHT 0.5, NOOP 0.2. The shortest paths from the start (0, 0): UP to
+    # the cheese at (4, 0), RIGHT to the top-right square (4, 4).
+    rules = {sq: {"UP": 0.3, "RIGHT": 0.5, "NOOP": 0.2} for sq in fork.open_cells()}
+    probs = table(fork, rules)
+    squares = field_squares(fork)
+    field = VectorField(fork, np.array(squares), np.array([probs[fork.open_cells().index(sq)] for sq in squares]))
+    to_cheese = dict(zip(squares, step_probabilities(field, fork.cheese), strict=True))
+    assert to_cheese[(0, 0)] == pytest.approx(0.3) and to_cheese[(0, 1)] == 0.0  # (0, 1): LEFT is the way
+    to_corner = dict(zip(squares, step_probabilities(field, fork.top_right), strict=True))
+    assert to_corner[(0, 0)] == pytest.approx(0.5) and math.isnan(to_corner[(4, 4)])  # the goal itself
+    assert np.isnan(step_probabilities(field, None)).all()
+    choice = decision_choice(fork, (0, 0), field.at((0, 0)))
+    assert (choice.cheese_move, choice.top_right_move) == ("UP", "RIGHT")
+    assert (choice.p_cheese, choice.p_top_right, choice.p_other) == pytest.approx((0.3, 0.5, 0.2))
+    assert choice.choice == "top_right"
+    with pytest.raises(ValueError, match="not on the way"):
+        decision_choice(fork, (4, 0), field.at((3, 0)))  # the cheese square forks nowhere
 
 
 def test_cheese_blocks_squares_beyond_it() -> None:
@@ -399,3 +421,18 @@ def test_top_right_vector_warning_is_silent_for_padded_mazes(policy: ImpalaPolic
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         top_right_vector(policy, small)
+
+
+def test_mean_activations_are_cached_in_a_bounded_lru(policy: ImpalaPolicy, monkeypatch) -> None:  # noqa: ANN001
+    from mazewb.analysis import patching
+    from mazewb.analysis.cache import LRU
+
+    assert patching._MEAN_CACHE.max_entries == patching.MAX_MEANS
+    monkeypatch.setattr(patching, "_MEAN_CACHE", LRU(1))
+    first = mean_activation(policy, DEFAULT_LAYER, n_observations=4)
+    assert mean_activation(policy, DEFAULT_LAYER, n_observations=4) is first
+    assert not first.flags.writeable
+    other = mean_activation(policy, DEFAULT_LAYER, n_observations=4, seed=1)  # pushes the first out
+    assert len(patching._MEAN_CACHE) == 1 and other is not first
+    again = mean_activation(policy, DEFAULT_LAYER, n_observations=4)
+    assert again is not first and np.array_equal(again, first)  # recomputed, the same numbers

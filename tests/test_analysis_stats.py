@@ -31,7 +31,7 @@ from mazewb.analysis import (
     vector_field_diff,
     zero_ablation,
 )
-from mazewb.analysis.cache import clear_memory_cache, policy_identity
+from mazewb.analysis.cache import LRU, cached_table, clear_memory_cache, policy_identity, store_table
 from mazewb.analysis.channels import channel_scores
 from mazewb.analysis.stats import maze_features, qualifies, variance_inflation
 from mazewb.cli import main
@@ -152,6 +152,38 @@ def test_behaviour_batch_and_its_cache(policy: ImpalaPolicy, tmp_path: Path) -> 
         on_batch=lambda found, n: calls.append((found, n)),
     )
     assert list(sample["seed"]) == [26, 27] and calls == [(0, 2), (2, 2)]
+
+
+def test_lru_keeps_the_most_recently_used_entries() -> None:
+    lru: LRU[str, int] = LRU(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1  # now the most recent
+    lru.put("c", 3)  # drops "b", the least recently used
+    assert "b" not in lru and lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3
+    lru.put("a", 4)
+    assert len(lru) == 2 and lru.get("a") == 4
+    lru.clear()
+    assert len(lru) == 0
+    with pytest.raises(ValueError, match="positive"):
+        LRU(0)
+
+
+def test_table_cache_in_memory_is_bounded(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from mazewb.analysis import cache
+
+    assert cache._TABLES.max_entries == cache.MAX_TABLES
+    monkeypatch.setattr(cache, "_TABLES", LRU(2))
+    tables = {k: pd.DataFrame({"x": [float(i)]}) for i, k in enumerate("abc")}
+    for key, table in tables.items():
+        store_table(key, table, tmp_path if key == "a" else None)
+    assert cached_table("a", None) is None  # pushed out of memory by "c"
+    pd.testing.assert_frame_equal(cached_table("a", tmp_path), tables["a"])  # still on disk
+    assert cached_table("b", None) is None and len(cache._TABLES) == 2  # "a" came back, "b" went
+    pd.testing.assert_frame_equal(cached_table("c", None), tables["c"])
+    mine = cached_table("c", None)
+    mine.loc[0, "x"] = -1.0  # callers get copies
+    assert cached_table("c", None).loc[0, "x"] == 2.0
 
 
 def test_policy_identity_follows_the_weights(policy: ImpalaPolicy) -> None:

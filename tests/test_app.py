@@ -306,3 +306,114 @@ def test_bench_command_server_side(capsys, tmp_path) -> None:  # noqa: ANN001
     assert main(["bench-app", "--no-browser", "--seed", "3", "--repeats", "3", "--checkpoint", ckpt]) == 0
     out = capsys.readouterr().out
     assert "bare batched forward pass" in out and "vector field" in out
+
+
+# --- loading checkpoints by server path ----------------------------------------------------------------
+def test_registry_can_refuse_paths_but_not_uploads(tmp_path) -> None:  # noqa: ANN001
+    from mazewb.app.registry import PolicyRegistry
+    from mazewb.policy import CheckpointError, make_placeholder_checkpoint
+
+    path = make_placeholder_checkpoint(tmp_path / "a.pt", seed=2)
+    reg = PolicyRegistry(path, allow_paths=False)
+    with pytest.raises(CheckpointError, match="switched off.*--allow-path-loading"):
+        reg.get(f"path:{path}")
+    assert reg.get("default").untrained  # the operator's own checkpoint
+    assert reg.get(reg.add_upload(path.read_bytes(), "copy.pt").id).label == "uploaded copy.pt"
+    assert PolicyRegistry(path).get(f"path:{path}").key == reg.get("default").key  # allowed by default
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.1.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("", False),
+        ("192.0.2.7", False),
+        ("no-such-host.invalid", False),
+    ],
+)
+def test_which_hosts_are_this_machine_only(host: str, loopback: bool) -> None:
+    from mazewb.app.server import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def _on_event(app, trigger: str, values: dict, states: dict) -> dict:  # noqa: ANN001
+    """Fire the page's view-state callback as the browser does (POST to Dash's update
+    endpoint) with ``values`` for some inputs and ``states``; returns the outputs it changed."""
+    key = next(k for k in app.callback_map if k.startswith("..url.search..."))
+    spec = app.callback_map[key]
+    outputs = [dict(zip(("id", "property"), o.split(".", 1), strict=True)) for o in key.strip(".").split("...")]
+    body = {
+        "output": key,
+        "outputs": outputs,
+        "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in spec["inputs"]],
+        "state": [{**s, "value": states.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
+        "changedPropIds": [trigger],
+    }
+    reply = app.server.test_client().post("/_dash-update-component", json=body)
+    assert reply.status_code == 200, reply.data[:500]
+    return reply.get_json()["response"]
+
+
+def test_a_server_reachable_from_elsewhere_refuses_paths_in_the_page(tmp_path) -> None:  # noqa: ANN001
+    import base64
+    import json
+
+    from plotly.utils import PlotlyJSONEncoder
+
+    from mazewb.app.server import create_app
+    from mazewb.policy import make_placeholder_checkpoint
+
+    path = make_placeholder_checkpoint(tmp_path / "a.pt", seed=2)
+    remote = create_app(str(path), host="0.0.0.0")
+    assert not remote.workbench.registry.allow_paths
+    assert "ckpt-path-off" in json.dumps(remote.layout, cls=PlotlyJSONEncoder)  # the Model tab says so
+    # A link naming a server path: refused, with the reason, and the bundled agent shown instead.
+    first = _on_event(remote, "url.search", {"url.search": f"?ckpt=path:{path}"}, {})
+    notice = first["notice"]
+    assert notice["className"] == "notice error"
+    assert "switched off" in notice["children"] and "--allow-path-loading" in notice["children"]
+    assert first["st-ckpt"]["data"] == {"checkpoint": "default"}
+    view = first["st-view"]["data"]
+    # Typing a path on the Model tab and pressing Load: refused the same way.
+    load = {"ckpt-load.n_clicks": 1}
+    out = _on_event(remote, "ckpt-load.n_clicks", load, {"ckpt-path.value": str(path), "st-view.data": view})
+    assert out["notice"]["className"] == "notice error" and "switched off" in out["notice"]["children"]
+    assert "st-ckpt" not in out  # the view keeps its checkpoint
+    # Uploads still work.
+    upload = "data:application/octet-stream;base64," + base64.b64encode(path.read_bytes()).decode()
+    out = _on_event(
+        remote,
+        "ckpt-upload.contents",
+        {"ckpt-upload.contents": upload},
+        {"ckpt-upload.filename": "a.pt", "st-view.data": view},
+    )
+    assert out["notice"]["children"] == "Loaded uploaded a.pt." and out["st-ckpt"]["data"]["checkpoint"].startswith(
+        "upload:"
+    )
+    remote.workbench.jobs.shutdown()
+    # The operator's flag, or a loopback address, allow it.
+    for app in (create_app(str(path), host="0.0.0.0", allow_path_loading=True), create_app(str(path))):
+        assert app.workbench.registry.allow_paths
+        assert "ckpt-path-off" not in json.dumps(app.layout, cls=PlotlyJSONEncoder)
+        out = _on_event(app, "url.search", {"url.search": f"?ckpt=path:{path}"}, {})
+        assert out["st-ckpt"]["data"] == {"checkpoint": f"path:{path}"}
+        assert out["notice"]["className"] == "notice"  # no message
+        app.workbench.jobs.shutdown()
+
+
+def test_serve_passes_the_path_loading_flag(monkeypatch) -> None:  # noqa: ANN001
+    import mazewb.app.server
+    from mazewb.cli import main
+
+    calls: list[dict] = []
+    monkeypatch.setattr(mazewb.app.server, "serve", lambda **kw: calls.append(kw))
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    assert main(["serve", "--host", "0.0.0.0", "--allow-path-loading"]) == 0
+    assert [c["allow_path_loading"] for c in calls] == [False, True] and calls[0]["host"] == "0.0.0.0"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -238,3 +239,29 @@ def test_activations_and_a_bad_checkpoint_upload(page, server, tmp_path) -> None
     page.set_input_files("#ckpt-upload input[type=file]", str(junk))
     playwright_api.expect(page.locator("#notice")).to_contain_text("junk.pt")
     playwright_api.expect(page.locator("#notice")).to_have_class("notice error")
+
+
+def test_a_server_reachable_from_elsewhere_refuses_checkpoint_paths(page, tmp_path) -> None:  # noqa: ANN001
+    """An app made for a non-loopback host (served here on 127.0.0.1 for the test) says in the
+    page that loading by server path is off, from a link and from the Model tab."""
+    from werkzeug.serving import make_server
+
+    from mazewb.app.server import create_app
+    from mazewb.policy import make_placeholder_checkpoint
+
+    ckpt = make_placeholder_checkpoint(tmp_path / "other.pt", seed=2)
+    app = create_app(str(ckpt), host="0.0.0.0")
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        open_app(page, f"http://127.0.0.1:{srv.server_port}", f"?ckpt=path:{ckpt}&tab=model")
+        playwright_api.expect(page.locator("#notice")).to_have_class("notice error")
+        playwright_api.expect(page.locator("#notice")).to_contain_text("switched off")
+        playwright_api.expect(page.locator("#ckpt-path-off")).to_contain_text("--allow-path-loading")
+        page.fill("#ckpt-path", str(ckpt))
+        page.click("#ckpt-load")  # a new message, the refusal itself
+        playwright_api.expect(page.locator("#notice")).to_have_text(re.compile(r"^Loading a checkpoint by its path"))
+        playwright_api.expect(page.locator("#model-card")).to_contain_text("bundled agent")
+    finally:
+        srv.shutdown()
+        app.workbench.jobs.shutdown()

@@ -10,13 +10,12 @@ likely option among cheese / top-right / other changed).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mazewb.analysis.cache import policy_identity
+from mazewb.analysis.cache import LRU, policy_identity
 from mazewb.analysis.forward import (
     DEFAULT_LAYER,
     Variant,
@@ -25,14 +24,22 @@ from mazewb.analysis.forward import (
     observations_of_states,
     to_input,
 )
-from mazewb.analysis.vfield import DecisionChoice, VectorField, field_squares, vector_field_diff, vector_fields
+from mazewb.analysis.vfield import (
+    DecisionChoice,
+    VectorField,
+    decision_choice,
+    field_squares,
+    vector_field_diff,
+    vector_fields,
+)
 from mazewb.maze.geometry import Square
-from mazewb.maze.graph import decision_square, euclidean, first_move_towards
+from mazewb.maze.graph import decision_square, euclidean
 from mazewb.maze.grid import Maze
-from mazewb.policy import MOVES, Ablate, ImpalaPolicy, ReplaceChannels
+from mazewb.policy import Ablate, ImpalaPolicy, ReplaceChannels
 
-_MEAN_CACHE: dict[tuple[str, str, int, int], np.ndarray] = {}
-_MEAN_LOCK = threading.Lock()
+MAX_MEANS = 16
+"""Mean activations kept in memory (one layer's full shape each: at most a few MB)."""
+_MEAN_CACHE: LRU[tuple[str, str, int, int], np.ndarray] = LRU(MAX_MEANS)
 
 
 # --- ablation ---------------------------------------------------------------------------------------
@@ -63,16 +70,15 @@ def mean_activation(
 ) -> np.ndarray:
     """float32 mean activation at ``layer`` (its full shape without batch) over random
     observations (``random_observation_states``). Computed once per (weights, layer, n, seed)
-    and cached in memory for the life of the process."""
+    and kept in memory (the ``MAX_MEANS`` most recently used), read-only."""
     key = (policy_identity(policy), layer, n_observations, seed)
-    with _MEAN_LOCK:
-        if key in _MEAN_CACHE:
-            return _MEAN_CACHE[key]
+    cached = _MEAN_CACHE.get(key)
+    if cached is not None:
+        return cached
     x = to_input(policy, observations_of_states(random_observation_states(n_observations, seed)))
     mean = activations_until(policy, x, [layer])[layer].double().mean(dim=0).float().cpu().numpy()
     mean.flags.writeable = False
-    with _MEAN_LOCK:
-        _MEAN_CACHE[key] = mean
+    _MEAN_CACHE.put(key, mean)
     return mean
 
 
@@ -163,15 +169,7 @@ def random_channels(n_channels: int, k: int, seed: int = 0, exclude: Sequence[in
 
 
 def _choice_at(field: VectorField, ds: Square | None) -> DecisionChoice | None:
-    maze = field.maze
-    if ds is None or maze.cheese is None:
-        return None
-    to_cheese = first_move_towards(maze, ds, maze.cheese)
-    to_corner = first_move_towards(maze, ds, maze.top_right)
-    assert to_cheese is not None and to_corner is not None
-    p = field.at(ds)
-    pc, pt = float(p[MOVES.index(to_cheese)]), float(p[MOVES.index(to_corner)])
-    return DecisionChoice(ds, to_cheese, to_corner, pc, pt, max(0.0, 1.0 - pc - pt))
+    return None if ds is None else decision_choice(field.maze, ds, field.at(ds))
 
 
 def patch_effects(policy: ImpalaPolicy, maze: Maze, variants: Mapping[str, Variant]) -> pd.DataFrame:

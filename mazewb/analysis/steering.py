@@ -30,13 +30,13 @@ from mazewb.analysis.forward import (
     to_input,
 )
 from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, reach_map
-from mazewb.analysis.vfield import VectorField, vector_fields
+from mazewb.analysis.vfield import VectorField, decision_choice, vector_fields
 from mazewb.maze.bridge import maze_to_state
 from mazewb.maze.geometry import WORLD_DIM, Square, square_to_cell, square_to_world
-from mazewb.maze.graph import decision_square, first_move_towards
+from mazewb.maze.graph import decision_square
 from mazewb.maze.grid import Maze
 from mazewb.maze.procgen_state import GRID_OPEN, write_state
-from mazewb.policy import MOVES, AddVector, ImpalaPolicy, ReplaceChannels, SetChannels, resume_point
+from mazewb.policy import AddVector, ImpalaPolicy, ReplaceChannels, SetChannels, resume_point
 
 CHEESE_CHANNELS_TURNER = (7, 8, 42, 44, 55, 77, 82, 88, 89, 99, 113)
 """Cheese-tracking channels of ``block2.res1.resadd_out`` found by eye in Langosco et al.'s
@@ -210,10 +210,8 @@ def steering_sweep(
             }
             ds = ds_list[i]
             if ds is not None:
-                probs = ds_rows[(c, t)][has_ds.index(i)]
-                pc = float(probs[MOVES.index(first_move_towards(mz, ds, mz.cheese))])  # type: ignore[arg-type]
-                pt = float(probs[MOVES.index(first_move_towards(mz, ds, mz.top_right))])  # type: ignore[arg-type]
-                row.update(p_cheese_ds=pc, p_top_right_ds=pt, p_other_ds=max(0.0, 1.0 - pc - pt))
+                choice = decision_choice(mz, ds, ds_rows[(c, t)][has_ds.index(i)])
+                row.update(p_cheese_ds=choice.p_cheese, p_top_right_ds=choice.p_top_right, p_other_ds=choice.p_other)
             if field is not None:
                 row.update(dataclasses.asdict(field_outcomes(field)))
             rows.append(row)

@@ -24,7 +24,7 @@ from mazewb.analysis.forward import (
     to_input,
 )
 from mazewb.maze.geometry import Square
-from mazewb.maze.graph import decision_square, first_move_towards
+from mazewb.maze.graph import decision_square, first_move_towards, optimal_moves
 from mazewb.maze.grid import Maze
 from mazewb.policy import MOVES, ImpalaPolicy
 
@@ -165,6 +165,34 @@ class DecisionChoice:
         return max(options, key=options.__getitem__)
 
 
+def decision_choice(maze: Maze, square: Square, probs: np.ndarray) -> DecisionChoice:
+    """The choice at ``square``, a fork of the shortest paths to the cheese and to the top-right
+    square (e.g. the decision square), given the (5,) move probabilities there."""
+    if maze.cheese is None:
+        raise ValueError("a decision needs a maze with a cheese")
+    to_cheese = first_move_towards(maze, square, maze.cheese)
+    to_corner = first_move_towards(maze, square, maze.top_right)
+    if to_cheese is None or to_corner is None:
+        raise ValueError(f"{tuple(square)} is not on the way to both the cheese and the top-right square")
+    pc = float(probs[MOVES.index(to_cheese)])
+    pt = float(probs[MOVES.index(to_corner)])
+    return DecisionChoice(tuple(square), to_cheese, to_corner, pc, pt, max(0.0, 1.0 - pc - pt))
+
+
+def step_probabilities(field: VectorField, goal: Square | None) -> np.ndarray:
+    """(N,) P(the first move of the shortest path to ``goal``) at each square of ``field.cells``
+    (NaN at the goal itself, where the goal cannot be reached, or when ``goal`` is None)."""
+    out = np.full(len(field.cells), np.nan)
+    if goal is None:
+        return out
+    moves = optimal_moves(field.maze, goal)
+    for i, (r, c) in enumerate(field.cells):
+        move = moves.get((int(r), int(c)))
+        if move is not None:
+            out[i] = field.probs[i, MOVES.index(move)]
+    return out
+
+
 def decision_probabilities(
     policy: ImpalaPolicy,
     mazes: Sequence[Maze],
@@ -196,13 +224,7 @@ def decision_probabilities(
         groups.setdefault(base + extra, []).append(row)
     probs = move_probabilities_grouped(policy, x, groups, batch_size=batch_size)
     for row, (i, maze, ds) in enumerate(todo):
-        assert maze.cheese is not None
-        to_cheese = first_move_towards(maze, ds, maze.cheese)
-        to_corner = first_move_towards(maze, ds, maze.top_right)
-        assert to_cheese is not None and to_corner is not None  # a decision square forks
-        pc = float(probs[row, MOVES.index(to_cheese)])
-        pt = float(probs[row, MOVES.index(to_corner)])
-        out[i] = DecisionChoice(ds, to_cheese, to_corner, pc, pt, max(0.0, 1.0 - pc - pt))
+        out[i] = decision_choice(maze, ds, probs[row])
     return out
 
 

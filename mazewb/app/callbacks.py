@@ -18,6 +18,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
+from mazewb.analysis.cache import LRU
 from mazewb.app import reducer, views
 from mazewb.app.compute import Workbench
 from mazewb.app.figures import legend_items, maze_panel_figure
@@ -84,17 +85,18 @@ def _decode_upload(contents: str, limit: int) -> bytes:
 
 
 def register(app: Dash, wb: Workbench) -> None:  # noqa: C901 - one place that wires the page
-    layer_shapes_cache: dict[str, dict[str, tuple[int, ...]]] = {}
+    layer_shapes_cache: LRU[str, dict[str, tuple[int, ...]]] = LRU(16)
 
     def layer_shapes(checkpoint: str) -> dict[str, tuple[int, ...]]:
         try:
             lp = wb.policy(checkpoint)
         except CheckpointError:
             return {k: v for k, v in LAYER_SHAPES_SCALE1.items() if len(v) == 3}
-        key = lp.key
-        if key not in layer_shapes_cache:
-            layer_shapes_cache[key] = {k: v for k, v in lp.policy.hook_points().items() if len(v) == 3}
-        return layer_shapes_cache[key]
+        shapes = layer_shapes_cache.get(lp.key)
+        if shapes is None:
+            shapes = {k: v for k, v in lp.policy.hook_points().items() if len(v) == 3}
+            layer_shapes_cache.put(lp.key, shapes)
+        return shapes
 
     # ------------------------------------------------------------------ the view state
     event_inputs = [
@@ -179,8 +181,9 @@ def register(app: Dash, wb: Workbench) -> None:  # noqa: C901 - one place that w
                     wb.policy(state.checkpoint)
                 except CheckpointError as exc:
                     if old is None or state.checkpoint != old.checkpoint:
+                        reason = str(exc).rstrip(".")
                         message = (
-                            f"Checkpoint {state.checkpoint!r} could not be loaded: {exc}. Showing the bundled agent."
+                            f"Checkpoint {state.checkpoint!r} could not be loaded: {reason}. Showing the bundled agent."
                         )
                         is_error = True
                         state = replace(state, checkpoint="default")

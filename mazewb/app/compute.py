@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from mazewb import analysis as an
-from mazewb.app import adapters
 from mazewb.app.cache import ResultCache
 from mazewb.app.figures import image_uri, upscale
 from mazewb.app.registry import LoadedPolicy, PolicyRegistry
@@ -60,8 +59,8 @@ class Workbench:
     and bounded result caches whose keys include the checkpoint's content hash, the maze and
     the intervention spec. It holds nothing about any one user."""
 
-    def __init__(self, checkpoint: str | None = None, cache_bytes: int = 384 * 2**20) -> None:
-        self.registry = PolicyRegistry(checkpoint)
+    def __init__(self, checkpoint: str | None = None, cache_bytes: int = 384 * 2**20, allow_paths: bool = True) -> None:
+        self.registry = PolicyRegistry(checkpoint, allow_paths=allow_paths)
         self.cache = ResultCache(max_bytes=cache_bytes)
         self.images = ResultCache(max_bytes=64 * 2**20)
         from concurrent.futures import ThreadPoolExecutor
@@ -201,7 +200,7 @@ class Workbench:
     def reach_cheese(self, lp: LoadedPolicy, maze: Maze) -> np.ndarray:
         """Exact P(reach the cheese within 500 steps) from each square of the vector field."""
         beh = self.behaviour(lp, maze)
-        return self._cached(("reach-cheese", lp.key, maze), lambda: adapters.reach_cheese_from_each(beh.field))
+        return self._cached(("reach-cheese", lp.key, maze), lambda: an.cheese_probability_from_each(beh.field))
 
     def channel_maps(self, lp: LoadedPolicy, maze: Maze, layer: str) -> np.ndarray:
         """(C, H, W) activations at ``layer`` with the mouse on its square."""

@@ -7,6 +7,9 @@ in step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from dash import dcc, html
 
 from mazewb.app.figures import message_figure
@@ -31,8 +34,8 @@ def _short(layer: str) -> str:
     return layer.replace("embedder.", "")
 
 
-def _layer_options() -> list[dict]:
-    return [{"label": _short(n), "value": n} for n in spatial_layers()]
+def _layer_options() -> list[tuple[str, str]]:
+    return [(_short(n), n) for n in spatial_layers()]
 
 
 def _num(id_: str, value, step=1, min_=None, max_=None, cls: str = "", debounce: bool = True):  # noqa: ANN001, ANN202
@@ -53,6 +56,21 @@ def _field(label: str, control, hint: str | None = None) -> html.Div:  # noqa: A
     return html.Div(children, className="field")
 
 
+def _options(pairs: Sequence[tuple[str, Any]]) -> list[dict]:
+    return [{"label": label, "value": value} for label, value in pairs]
+
+
+def _pills(id_: str, options: Sequence[tuple[str, Any]], value: Any) -> dcc.RadioItems:
+    """One choice out of a few (``(label, value)`` pairs), shown as a row of pills."""
+    return dcc.RadioItems(id=id_, options=_options(options), value=value, className="radio-pills", inline=True)
+
+
+def _select(id_: str, options: Sequence[tuple[str, Any]], value: Any, width: int) -> dcc.Dropdown:
+    """One choice out of many (``(label, value)`` pairs), as a menu ``width`` pixels wide that
+    cannot be cleared."""
+    return dcc.Dropdown(id=id_, options=_options(options), value=value, clearable=False, style={"width": f"{width}px"})
+
+
 def _graph(id_: str, height: int, placeholder: str = "computing…") -> dcc.Graph:
     return dcc.Graph(
         id=id_, config=GRAPH_CONFIG, style={"minHeight": f"{height}px"}, figure=message_figure(placeholder, height)
@@ -70,14 +88,7 @@ def maze_panel(s: ViewState) -> html.Div:
                     html.Button("random", id="seed-random"),
                     _field(
                         "Size",
-                        dcc.Dropdown(
-                            id="size",
-                            options=[{"label": "any", "value": "any"}]
-                            + [{"label": f"{n}x{n}", "value": n} for n in range(3, 26, 2)],
-                            value="any",
-                            clearable=False,
-                            style={"width": "100px"},
-                        ),
+                        _select("size", [("any", "any")] + [(f"{n}x{n}", n) for n in range(3, 26, 2)], "any", 100),
                     ),
                 ],
                 className="row",
@@ -85,17 +96,15 @@ def maze_panel(s: ViewState) -> html.Div:
             html.Div(
                 [
                     html.Span("Click to", className="lbl"),
-                    dcc.RadioItems(
-                        id="click-mode",
-                        options=[
-                            {"label": "move cheese", "value": "cheese"},
-                            {"label": "move mouse", "value": "mouse"},
-                            {"label": "toggle wall", "value": "wall"},
-                            {"label": "set retarget square", "value": "target"},
+                    _pills(
+                        "click-mode",
+                        [
+                            ("move cheese", "cheese"),
+                            ("move mouse", "mouse"),
+                            ("toggle wall", "wall"),
+                            ("set retarget square", "target"),
                         ],
-                        value="cheese",
-                        className="radio-pills",
-                        inline=True,
+                        "cheese",
                     ),
                 ],
                 className="row",
@@ -105,15 +114,10 @@ def maze_panel(s: ViewState) -> html.Div:
             html.Div(id="maze-info", className="info-line"),
             html.Div(
                 [
-                    dcc.RadioItems(
-                        id="view",
-                        options=[
-                            {"label": "game frame (512x512)", "value": "frame"},
-                            {"label": "agent's view (64x64)", "value": "agent"},
-                        ],
-                        value=s.view,
-                        className="radio-pills",
-                        inline=True,
+                    _pills(
+                        "view",
+                        [("game frame (512x512)", "frame"), ("agent's view (64x64)", "agent")],
+                        s.view,
                     ),
                     dcc.Checklist(
                         id="overlays",
@@ -157,29 +161,19 @@ def behaviour_tab(s: ViewState) -> html.Div:
                 [
                     _field(
                         "Arrows",
-                        dcc.RadioItems(
-                            id="arrows",
-                            options=[
-                                {"label": "net move", "value": "net"},
-                                {"label": "one per move", "value": "moves"},
-                            ],
-                            value=s.arrows,
-                            className="radio-pills",
-                            inline=True,
-                        ),
+                        _pills("arrows", [("net move", "net"), ("one per move", "moves")], s.arrows),
                     ),
                     _field(
                         "Heatmap",
-                        dcc.Dropdown(
-                            id="heat",
-                            options=[
-                                {"label": "P(step towards the cheese)", "value": "step_cheese"},
-                                {"label": "P(step towards the top-right square)", "value": "step_top_right"},
-                                {"label": "P(reach the cheese) from each square (exact)", "value": "reach_cheese"},
+                        _select(
+                            "heat",
+                            [
+                                ("P(step towards the cheese)", "step_cheese"),
+                                ("P(step towards the top-right square)", "step_top_right"),
+                                ("P(reach the cheese) from each square (exact)", "reach_cheese"),
                             ],
-                            value=s.heat,
-                            clearable=False,
-                            style={"width": "380px"},
+                            s.heat,
+                            380,
                         ),
                     ),
                 ],
@@ -200,15 +194,10 @@ def behaviour_tab(s: ViewState) -> html.Div:
                     html.H3("An episode in the real game"),
                     html.Div(
                         [
-                            dcc.RadioItems(
-                                id="episode-mode",
-                                options=[
-                                    {"label": "greedy (most likely action)", "value": "greedy"},
-                                    {"label": "sampled", "value": "sampled"},
-                                ],
-                                value=s.episode,
-                                className="radio-pills",
-                                inline=True,
+                            _pills(
+                                "episode-mode",
+                                [("greedy (most likely action)", "greedy"), ("sampled", "sampled")],
+                                s.episode,
                             ),
                             _field("Sampling seed", _num("episode-seed", s.episode_seed, min_=0)),
                             html.Button("Play episode", id="episode-run", className="primary"),
@@ -232,13 +221,7 @@ def activations_tab(s: ViewState) -> html.Div:
                 [
                     _field(
                         "Layer",
-                        dcc.Dropdown(
-                            id="layer",
-                            options=_layer_options(),
-                            value=s.layer,
-                            clearable=False,
-                            style={"width": "300px"},
-                        ),
+                        _select("layer", _layer_options(), s.layer, 300),
                     ),
                     _field("Channel", _num("channel", s.channel, min_=0, debounce=False)),
                     html.Span(id="layer-info", className="hint"),
@@ -290,13 +273,7 @@ def steer_tab(s: ViewState) -> html.Div:
                 [
                     _field(
                         "Layer",
-                        dcc.Dropdown(
-                            id="steer-layer",
-                            options=_layer_options(),
-                            value=sp.layer,
-                            clearable=False,
-                            style={"width": "300px"},
-                        ),
+                        _select("steer-layer", _layer_options(), sp.layer, 300),
                     ),
                     html.Button("Cheese vector −1", id="preset-cheese"),
                     html.Button("Top-right vector +1", id="preset-top-right"),
@@ -336,13 +313,7 @@ def steer_tab(s: ViewState) -> html.Div:
                     _field("Ablate channels", _text("ab-channels", ",".join(map(str, sp.ablate_channels)), "e.g. 55")),
                     _field(
                         "mode",
-                        dcc.RadioItems(
-                            id="ab-mode",
-                            options=[{"label": "zero", "value": "zero"}, {"label": "mean", "value": "mean"}],
-                            value=sp.ablate_mode,
-                            className="radio-pills",
-                            inline=True,
-                        ),
+                        _pills("ab-mode", [("zero", "zero"), ("mean", "mean")], sp.ablate_mode),
                     ),
                     _field(
                         "Resample channels",
@@ -443,7 +414,20 @@ def stats_tab(s: ViewState) -> html.Div:
     )
 
 
-def model_tab(s: ViewState) -> html.Div:
+def model_tab(s: ViewState, path_loading: bool = True) -> html.Div:
+    paths_off = (
+        []
+        if path_loading
+        else [
+            html.P(
+                "Loading a file by its path on the server is switched off: this server can be reached from "
+                "other machines (the operator can allow it with 'mazewb serve --allow-path-loading'). "
+                "Upload the checkpoint instead.",
+                id="ckpt-path-off",
+                className="hint",
+            )
+        ]
+    )
     return html.Div(
         [
             html.H3("Loaded checkpoint"),
@@ -459,6 +443,7 @@ def model_tab(s: ViewState) -> html.Div:
                         ],
                         className="row",
                     ),
+                    *paths_off,
                     dcc.Upload(
                         id="ckpt-upload",
                         children=html.Div(
@@ -485,7 +470,9 @@ def model_tab(s: ViewState) -> html.Div:
     )
 
 
-def page(s: ViewState | None = None) -> html.Div:
+def page(s: ViewState | None = None, path_loading: bool = True) -> html.Div:
+    """The whole page for the initial view ``s``; ``path_loading``: the server accepts
+    checkpoints by server path (otherwise the Model tab says it does not)."""
     s = s or ViewState()
     return html.Div(
         [
@@ -547,7 +534,7 @@ def page(s: ViewState | None = None) -> html.Div:
                                 dcc.Tab(label="Steer & patch", value="steer", children=steer_tab(s)),
                                 dcc.Tab(label="Shards", value="shards", children=shards_tab(s)),
                                 dcc.Tab(label="Statistics", value="stats", children=stats_tab(s)),
-                                dcc.Tab(label="Model", value="model", children=model_tab(s)),
+                                dcc.Tab(label="Model", value="model", children=model_tab(s, path_loading)),
                             ],
                         ),
                         className="panel work-col",

@@ -5,6 +5,10 @@ Checkpoint ids: ``default`` (the agent the server was started with), ``path:/som
 uploaded; kept in memory while there is room). Loading goes through
 ``mazewb.policy.load_policy`` / ``load_policy_bytes``, which never unpickle arbitrary objects.
 
+Loading by path can be switched off (``allow_paths=False``): the server does so when it listens
+beyond this machine, so that a browser cannot make it read files by name unless the operator
+allowed it (``mazewb serve --allow-path-loading``). Uploads stay possible.
+
 Results are cached by the checkpoint's content hash (``LoadedPolicy.key``), so two ids for the
 same file share their cache entries, and a retrained default agent gets fresh ones.
 """
@@ -19,6 +23,12 @@ from typing import Any
 
 from mazewb.policy import CheckpointError, ImpalaPolicy, load_policy, load_policy_bytes
 from mazewb.policy.checkpoint import MAX_UPLOAD_BYTES, default_checkpoint_path
+
+PATHS_OFF = (
+    "Loading a checkpoint by its path on the server is switched off: this server can be reached from "
+    "other machines. Upload the file instead (Model tab), or ask the operator to restart it with "
+    "'mazewb serve --allow-path-loading'."
+)
 
 
 @dataclass(frozen=True)
@@ -71,10 +81,17 @@ def _fast_layout(policy: ImpalaPolicy) -> ImpalaPolicy:
 class PolicyRegistry:
     """Thread-safe map from checkpoint ids to loaded policies, bounded for uploads/paths."""
 
-    def __init__(self, default_path: str | Path | None = None, keep: int = 6, max_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(
+        self,
+        default_path: str | Path | None = None,
+        keep: int = 6,
+        max_bytes: int = MAX_UPLOAD_BYTES,
+        allow_paths: bool = True,
+    ):
         self.default_path = Path(default_path) if default_path else None
         self.keep = keep
         self.max_bytes = max_bytes
+        self.allow_paths = allow_paths
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, tuple[LoadedPolicy, tuple | None]] = OrderedDict()
 
@@ -96,6 +113,8 @@ class PolicyRegistry:
         if checkpoint == "default":
             path = self._default_file()
         elif checkpoint.startswith("path:"):
+            if not self.allow_paths:
+                raise CheckpointError(PATHS_OFF)
             path = Path(checkpoint[5:]).expanduser()
         elif checkpoint.startswith("upload:"):
             with self._lock:

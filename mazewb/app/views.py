@@ -17,14 +17,12 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from mazewb import analysis as an
 from mazewb import plots
-from mazewb.app import adapters
 from mazewb.app.compute import Workbench, effective
 from mazewb.app.figures import FONT, activation_overlay_figure, message_figure, scatter_figure
 from mazewb.app.jobs import JobContext
 from mazewb.app.state import SteerSpec
 from mazewb.maze import Maze
-from mazewb.maze.graph import decision_square, optimal_moves
-from mazewb.policy import MOVES
+from mazewb.maze.graph import decision_square
 
 OUTCOME_ROWS = (
     ("p_cheese", "P(reach the cheese)"),
@@ -106,20 +104,6 @@ def outcomes_table(before: an.ExactOutcomes, after: an.ExactOutcomes | None = No
     return html.Table(rows, className="outcomes")
 
 
-def step_probabilities(field: an.VectorField, goal: tuple[int, int] | None) -> np.ndarray:
-    """P(the first move of the shortest path to ``goal``) at each square of the field (NaN at
-    the goal itself or where it cannot be reached)."""
-    out = np.full(len(field.cells), np.nan)
-    if goal is None:
-        return out
-    moves = optimal_moves(field.maze, goal)
-    for i, (r, c) in enumerate(field.cells):
-        move = moves.get((int(r), int(c)))
-        if move is not None:
-            out[i] = field.probs[i, MOVES.index(move)]
-    return out
-
-
 def behaviour_view(wb: Workbench, lp: Any, maze: Maze, arrows: str, heat: str) -> tuple[Any, Any, Any]:
     """The behaviour tab for one maze: vector field figure, heatmap figure, outcome table (the
     callback's whole work, also timed by ``mazewb bench-app``)."""
@@ -129,9 +113,9 @@ def behaviour_view(wb: Workbench, lp: Any, maze: Maze, arrows: str, heat: str) -
     if heat == "reach_cheese":
         values = wb.reach_cheese(lp, maze)
     elif heat == "step_cheese":
-        values = step_probabilities(field, maze.cheese)
+        values = an.step_probabilities(field, maze.cheese)
     else:
-        values = step_probabilities(field, maze.top_right)
+        values = an.step_probabilities(field, maze.top_right)
     if heat != "step_top_right" and maze.cheese is None:
         hm = message_figure("There is no cheese: click the maze to place one.", 540)
     else:
@@ -149,28 +133,45 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
         return Maze.from_json(st_maze["maze"])
 
     # ------------------------------------------------------------------ behaviour
-    @app.callback(
-        Output("vf-graph", "figure"),
-        Output("heat-graph", "figure"),
-        Output("outcomes-table", "children"),
-        Output("behaviour-message", "children"),
-        Output("behaviour-message", "className"),
-        Output("key-behaviour", "data"),
-        Input("st-maze", "data"),
-        Input("st-behaviour", "data"),
-        Input("tabs", "value"),
-        State("key-behaviour", "data"),
+    def tab_view(name: str, tab: str, outputs: list[Output]) -> Callable:
+        """Register ``draw(lp, maze, data)`` as the lazy callback of a tab: it runs only while
+        ``tab`` is shown and only when the maze or the tab's store ``st-{name}`` changed (the key
+        of what it shows is kept in ``key-{name}``); it returns the values of ``outputs``, and
+        failures become a message in ``{name}-message``."""
+
+        def wrap(draw: Callable[[Any, Maze, dict], tuple]) -> Callable:
+            n = len(outputs) + 3
+
+            @app.callback(
+                *outputs,
+                Output(f"{name}-message", "children"),
+                Output(f"{name}-message", "className"),
+                Output(f"key-{name}", "data"),
+                Input("st-maze", "data"),
+                Input(f"st-{name}", "data"),
+                Input("tabs", "value"),
+                State(f"key-{name}", "data"),
+            )
+            @guarded(n, n - 3, n - 2)
+            def show(st_maze, data, current, last):  # noqa: ANN001, ANN202
+                if not st_maze or not data or current != tab:
+                    return (no_update,) * n
+                key = [st_maze, data]
+                if key == last:
+                    return (no_update,) * n
+                return (*draw(wb.policy(st_maze["checkpoint"]), maze_of(st_maze), data), "", "msg", key)
+
+            return draw
+
+        return wrap
+
+    @tab_view(
+        "behaviour",
+        "behaviour",
+        [Output("vf-graph", "figure"), Output("heat-graph", "figure"), Output("outcomes-table", "children")],
     )
-    @guarded(6, 3, 4)
-    def behaviour(st_maze, st_beh, tab, last):  # noqa: ANN001, ANN202
-        if not st_maze or not st_beh or tab != "behaviour":
-            return (no_update,) * 6
-        key = [st_maze, st_beh]
-        if key == last:
-            return (no_update,) * 6
-        lp = wb.policy(st_maze["checkpoint"])
-        vf, hm, table = behaviour_view(wb, lp, maze_of(st_maze), st_beh["arrows"], st_beh["heat"])
-        return vf, hm, table, "", "msg", key
+    def behaviour(lp, maze, st_beh):  # noqa: ANN001, ANN202
+        return behaviour_view(wb, lp, maze, st_beh["arrows"], st_beh["heat"])
 
     # ------------------------------------------------------------------ episode
     @app.callback(
@@ -190,8 +191,9 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
         if maze.cheese is None:
             raise ValueError("place the cheese first: an episode ends when the mouse reaches it")
         if mode == "greedy":
-            table = adapters.greedy_table(wb.behaviour(lp, maze).field)
-            traj = an.sample_rollouts(table, maze, 1, seed=seed)[0]
+            # the most likely move of the (cached) vector field at each square the mouse reaches
+            table = wb.behaviour(lp, maze).field.chain_probs()
+            traj = an.sample_rollouts(table, maze, 1, seed=seed, greedy=True)[0]
             how = "greedy: the most likely move at each square"
         else:
             traj = an.sample_rollouts(lp.policy, maze, 1, seed=seed)[0]
@@ -202,27 +204,12 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
         return fig, f"Played in procgen's own game, {how}. The mouse {end} after {traj.steps} steps."
 
     # ------------------------------------------------------------------ activations
-    @app.callback(
-        Output("act-graph", "figure"),
-        Output("act-grid-graph", "figure"),
-        Output("layer-info", "children"),
-        Output("act-message", "children"),
-        Output("act-message", "className"),
-        Output("key-act", "data"),
-        Input("st-maze", "data"),
-        Input("st-act", "data"),
-        Input("tabs", "value"),
-        State("key-act", "data"),
+    @tab_view(
+        "act",
+        "activations",
+        [Output("act-graph", "figure"), Output("act-grid-graph", "figure"), Output("layer-info", "children")],
     )
-    @guarded(6, 3, 4)
-    def activations(st_maze, st_act, tab, last):  # noqa: ANN001, ANN202
-        if not st_maze or not st_act or tab != "activations":
-            return (no_update,) * 6
-        key = [st_maze, st_act]
-        if key == last:
-            return (no_update,) * 6
-        lp = wb.policy(st_maze["checkpoint"])
-        maze = maze_of(st_maze)
+    def activations(lp, maze, st_act):  # noqa: ANN001, ANN202
         layer, channel = st_act["layer"], int(st_act["channel"])
         maps = wb.channel_maps(lp, maze, layer)
         if not 0 <= channel < maps.shape[0]:
@@ -236,7 +223,7 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
         )
         grid = channel_grid(maps, channel)
         info = f"{maps.shape[0]} channels of {maps.shape[1]}x{maps.shape[2]} cells; mouse on {maze.mouse}"
-        return overlay, grid, info, "", "msg", key
+        return overlay, grid, info
 
     # ------------------------------------------------------------------ steering and patching
     @app.callback(
@@ -447,7 +434,9 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
             raise ValueError("the first seed must be 0 or more")
 
         def job(ctx: JobContext):  # noqa: ANN202
-            table = adapters.first_qualifying(lp.policy, n, start, lambda d, t: ctx.progress(d, t, "qualifying mazes"))
+            table = an.qualifying_sample(
+                lp.policy, n, start, progress=False, on_batch=lambda d, t: ctx.progress(d, t, "qualifying mazes")
+            )
             ctx.note = "fitting regressions"
             stats = an.behaviour_regressions(table)
             return table, stats
@@ -638,8 +627,8 @@ def channel_grid(maps: np.ndarray, selected: int) -> Any:
 
 
 def _decision(field: an.VectorField, ds: tuple[int, int]) -> float:
-    move = optimal_moves(field.maze, field.maze.cheese).get(ds) if field.maze.cheese is not None else None
-    return float(field.at(ds)[MOVES.index(move)]) if move else math.nan
+    """P(the step towards the cheese) at the decision square ``ds`` under ``field``."""
+    return float(an.step_probabilities(field, field.maze.cheese)[field.index(ds)])
 
 
 def describe(spec: SteerSpec) -> str:

@@ -261,8 +261,7 @@ def stats_cmd(args: argparse.Namespace) -> int:
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
-    p.add_argument("--json", action="store_true")
+    _policy_args(p)
     p.add_argument("--seed", type=int, default=17, help="level to time (17: a 25x25 maze)")
     p.add_argument("--variants", type=int, default=8, help="patched fields per timing (cheese-vector coefficients)")
     p.add_argument("--repeats", type=int, default=5)
@@ -335,8 +334,7 @@ def bench_cmd(args: argparse.Namespace) -> int:
 
 
 def _report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
-    p.add_argument("--json", action="store_true")
+    _policy_args(p)
     p.add_argument("--ds-mazes", type=int, default=100, help="levels with a decision square for the medians")
     p.add_argument("--channel-seeds", type=int, default=200, help="levels for ranking channels")
     p.add_argument("--stats-mazes", type=int, default=200, help="qualifying levels for the statistics")
