@@ -189,3 +189,28 @@ def test_bundle_writes_checkpoint_and_card(tmp_path) -> None:  # noqa: ANN001
     assert card["eval_command"].startswith("mazewb eval --checkpoint")
     text = (tmp_path / "agent.md").read_text()
     assert "P(cheese)" in text and "mazewb eval" in text
+
+
+def test_stop_signal_ends_with_a_checkpoint(tmp_path) -> None:  # noqa: ANN001
+    """SIGTERM stops the run after the step in progress and saves it; a second trainer on the
+    same run is refused while the first holds the lock."""
+    import os
+    import signal
+    import threading
+
+    from mazewb.train.common import RunLock
+
+    cfg = FastConfig(name="s", runs_dir=str(tmp_path), batch_squares=16, curriculum_start=5,
+                     curriculum_samples=10**9, threads=1, eval_every_s=1e9)
+    trainer = FastTrainer(cfg)
+    timer = threading.Timer(8.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer.start()
+    counters = trainer.train(max_seconds=120)
+    timer.cancel()
+    assert 0 < counters["step"] and counters["seconds"] < 60
+    resumed = FastTrainer(FastConfig(name="s", runs_dir=str(tmp_path)), resume=True)
+    assert resumed.counters["step"] == counters["step"]
+    with RunLock(tmp_path / "s"):
+        (tmp_path / "s" / "lock").write_text("1")  # pid 1 is alive: another trainer
+        with pytest.raises(RuntimeError, match="being trained"):
+            resumed.train(max_steps=1)

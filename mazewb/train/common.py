@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import os
 import platform
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,71 @@ def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     return text
+
+
+class StopSignals:
+    """Turns SIGINT and SIGTERM into a flag the training loop polls between steps, so a stop
+    request always ends with a clean checkpoint (and never interrupts a write half-way).
+
+    Use as a context manager; outside the main thread it installs nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:  # noqa: ARG002
+        if self.requested:  # a second request: stop at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"signal {signum}: stopping after this step and saving", flush=True)
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
+class RunLock:
+    """``runs/<name>/lock`` holding the training process's id, so two processes never train the
+    same run at once (a lock left by a dead process is taken over)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / "lock"
+
+    def __enter__(self) -> RunLock:
+        if self.path.exists():
+            try:
+                pid = int(self.path.read_text().strip() or 0)
+            except ValueError:
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise RuntimeError(f"{self.path.parent} is being trained by process {pid}; stop it first")
+        self.path.write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.path.read_text().strip() == str(os.getpid()):
+                self.path.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def device_for(name: str | None = None) -> torch.device:

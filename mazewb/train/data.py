@@ -14,6 +14,7 @@ network's work in the training process.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 from dataclasses import dataclass
 
@@ -149,7 +150,8 @@ def _produce(
     renderer = Renderer(batch=64)
     pending: list[Maze] = []
     squares = 0
-    while not stop.is_set():
+    parent = os.getppid()
+    while not stop.is_set() and os.getppid() == parent:  # also end when the trainer died
         limit = int(max_size.value)
         for maze in random_levels(rng):
             if maze.size > limit or maze.size < 2:
@@ -160,7 +162,7 @@ def _produce(
             if squares >= batch_squares:
                 batch = build_batch(pending, renderer, rng)
                 pending, squares = [], 0
-                while not stop.is_set():
+                while not stop.is_set() and os.getppid() == parent:
                     try:
                         out.put(batch, timeout=0.5)
                         break

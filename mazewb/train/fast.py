@@ -38,6 +38,8 @@ from mazewb.policy.impala import ImpalaPolicy
 from mazewb.train.common import (
     TRAIN_STATE_FORMAT,
     CsvLog,
+    RunLock,
+    StopSignals,
     atomic_save,
     device_for,
     hardware_description,
@@ -269,7 +271,12 @@ class FastTrainer:
     # --- the loop -------------------------------------------------------------------
     def train(self, max_seconds: float | None = None, max_steps: int | None = None) -> dict[str, Any]:
         """Train until the sample budget, ``max_seconds`` of this call or ``max_steps`` of this
-        call; checkpoints on the way and at the end (also on Ctrl-C)."""
+        call; checkpoints on the way and at the end (also on Ctrl-C or SIGTERM, after the step
+        in progress). Refuses to run while another process trains the same run."""
+        with RunLock(self.run_dir), StopSignals() as stop:
+            return self._train(stop, max_seconds, max_steps)
+
+    def _train(self, stop: StopSignals, max_seconds: float | None, max_steps: int | None) -> dict[str, Any]:
         cfg = self.config
         producer = BatchProducer(
             seed=cfg.seed * 100_003 + self.counters["segment"],  # a fresh, reproducible stream per resume
@@ -287,7 +294,7 @@ class FastTrainer:
             mininterval=1.0 if sys.stderr.isatty() else 60.0, dynamic_ncols=True,
         )
         try:
-            while self.counters["samples"] < cfg.samples:
+            while self.counters["samples"] < cfg.samples and not stop.requested:
                 if max_seconds is not None and time.time() - start >= max_seconds:
                     break
                 if max_steps is not None and steps_here >= max_steps:

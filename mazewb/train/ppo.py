@@ -36,6 +36,8 @@ from mazewb.policy.impala import ImpalaPolicy
 from mazewb.train.common import (
     TRAIN_STATE_FORMAT,
     CsvLog,
+    RunLock,
+    StopSignals,
     atomic_save,
     device_for,
     hardware_description,
@@ -217,6 +219,12 @@ class PPOTrainer:
         return metrics
 
     def train(self, max_seconds: float | None = None, max_updates: int | None = None) -> dict[str, Any]:
+        """Run updates until ``total_steps``, ``max_seconds`` or ``max_updates`` of this call; saves
+        on the way and at the end (also on Ctrl-C or SIGTERM, after the update in progress)."""
+        with RunLock(self.run_dir), StopSignals() as stop:
+            return self._train(stop, max_seconds, max_updates)
+
+    def _train(self, stop: StopSignals, max_seconds: float | None, max_updates: int | None) -> dict[str, Any]:
         cfg, device = self.config, self.device
         batch_size = cfg.num_envs * cfg.num_steps
         minibatch_size = batch_size // cfg.minibatches
@@ -240,7 +248,7 @@ class PPOTrainer:
                    mininterval=1.0 if sys.stderr.isatty() else 60.0, dynamic_ncols=True)
         updates_here = 0
         try:
-            while self.counters["update"] < num_updates:
+            while self.counters["update"] < num_updates and not stop.requested:
                 if max_seconds is not None and time.time() - start >= max_seconds:
                     break
                 if max_updates is not None and updates_here >= max_updates:
