@@ -106,6 +106,16 @@ def learning_rate(config: FastConfig, samples: int) -> float:
     return config.lr + (config.lr_final - config.lr) * frac
 
 
+
+def _portable_command(command: str) -> str:
+    """A recorded command with the program path (older runs stored ``sys.argv[0]``) shown as
+    ``mazewb``, so model cards never carry a machine's paths."""
+    words = shlex.split(command)
+    if words and (words[0].endswith("__main__.py") or words[0].endswith("/mazewb")):
+        words[0] = "mazewb"
+    return shlex.join(words)
+
+
 class FastTrainer:
     """One run: model, optimizer, counters and the data workers. ``train()`` runs until the
     sample budget or ``max_seconds`` is spent, checkpointing as it goes."""
@@ -159,8 +169,9 @@ class FastTrainer:
             if state["config"]["eval_seeds"] != config.eval_seeds:
                 self.best = -math.inf  # scores on other seeds are not comparable
             self.last_eval = dict(state.get("last_eval", {}))
-            self.commands = list(state.get("commands", []))
-        self.commands.append(shlex.join(sys.argv))
+            self.commands = [_portable_command(c) for c in state.get("commands", [])]
+        # Record the command as a user would type it, never this machine's paths.
+        self.commands.append(shlex.join(["mazewb", *sys.argv[1:]]))
         with (self.run_dir / "config.json").open("w") as f:
             json.dump(asdict(config), f, indent=2)
         self.log = CsvLog(self.run_dir / "log.csv")
