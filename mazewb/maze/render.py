@@ -53,7 +53,7 @@ class Renderer:
         flags = [facing_right] * len(cells) if isinstance(facing_right, (bool, np.bool_)) else list(facing_right)
         if len(flags) != len(cells):
             raise MazeError(f"facing_right has {len(flags)} entries for {len(cells)} squares")
-        st = maze_to_state(maze.without_cheese() if maze.cheese is None else maze)
+        st = maze_to_state(maze)
         base = write_state(st)
         off_x = entity_field_offset(st, 0, "x")
         off_y = entity_field_offset(st, 0, "y")
@@ -75,17 +75,7 @@ class Renderer:
         self, maze: Maze, cells: Sequence[Square], facing_right: bool | Sequence[bool] = False
     ) -> np.ndarray:
         """uint8 (N, 64, 64, 3): the game's observation with the mouse on each square."""
-        states = self.states(maze, cells, facing_right)
-        out = np.empty((len(states), 64, 64, 3), dtype=np.uint8)
-        with self._lock:
-            env = self._env(frame=False)
-            for start in range(0, len(states), self.batch):
-                chunk = states[start : start + self.batch]
-                padded = chunk + [chunk[-1]] * (self.batch - len(chunk))
-                env.callmethod("set_state", padded)
-                _, obs, _ = env.observe()
-                out[start : start + len(chunk)] = obs["rgb"][: len(chunk)]
-        return out
+        return self.observations_from_states(self.states(maze, cells, facing_right))
 
     def observations_from_states(self, states: Sequence[bytes]) -> np.ndarray:
         """uint8 (N, 64, 64, 3) observations of arbitrary serialized states."""
