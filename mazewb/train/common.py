@@ -30,6 +30,20 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def resumed_config(config: Any, overridable: tuple[str, ...], overrides: dict[str, Any] | None) -> tuple[Any, dict]:
+    """The saved config and state of the run named by ``config`` (a trainer's config dataclass),
+    with the few ``overridable`` settings replaced by ``overrides``; the run's name and folder
+    stay as given."""
+    state = load_train_state(Path(config.runs_dir) / config.name / "last.pt")
+    saved = type(config)(**state["config"])
+    for key, value in (overrides or {}).items():
+        if key not in overridable:
+            raise ValueError(f"cannot change {key!r} when resuming (only {', '.join(overridable)})")
+        setattr(saved, key, value)
+    saved.runs_dir, saved.name = config.runs_dir, config.name
+    return saved, state
+
+
 def load_train_state(path: str | Path) -> dict[str, Any]:
     """A training state written by a trainer (tensors and plain data only: loaded with
     ``weights_only=True``, so the file cannot run code)."""

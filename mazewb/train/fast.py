@@ -43,9 +43,9 @@ from mazewb.train.common import (
     atomic_save,
     device_for,
     hardware_description,
-    load_train_state,
     move_log_probs,
     parse_seeds,
+    resumed_config,
 )
 from mazewb.train.data import BatchProducer, MazeBatch
 from mazewb.train.evaluate import Evaluator
@@ -124,14 +124,7 @@ class FastTrainer:
         self.run_dir = Path(config.runs_dir) / config.name
         state = None
         if resume:
-            state = load_train_state(self.run_dir / "last.pt")
-            saved = FastConfig(**state["config"])
-            for key, value in (overrides or {}).items():
-                if key not in RESUME_OVERRIDABLE:
-                    raise ValueError(f"cannot change {key!r} when resuming (only {', '.join(RESUME_OVERRIDABLE)})")
-                setattr(saved, key, value)
-            saved.runs_dir, saved.name = config.runs_dir, config.name
-            config = saved
+            config, state = resumed_config(config, RESUME_OVERRIDABLE, overrides)
         self.config = config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.threads)

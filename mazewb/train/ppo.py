@@ -41,8 +41,8 @@ from mazewb.train.common import (
     atomic_save,
     device_for,
     hardware_description,
-    load_train_state,
     parse_seeds,
+    resumed_config,
 )
 from mazewb.train.evaluate import Evaluator
 
@@ -126,14 +126,7 @@ class PPOTrainer:
         self.run_dir = Path(config.runs_dir) / config.name
         state = None
         if resume:
-            state = load_train_state(self.run_dir / "last.pt")
-            saved = PPOConfig(**state["config"])
-            for key, value in (overrides or {}).items():
-                if key not in RESUME_OVERRIDABLE:
-                    raise ValueError(f"cannot change {key!r} when resuming (only {', '.join(RESUME_OVERRIDABLE)})")
-                setattr(saved, key, value)
-            saved.runs_dir, saved.name = config.runs_dir, config.name
-            config = saved
+            config, state = resumed_config(config, RESUME_OVERRIDABLE, overrides)
         self.config = config
         if config.num_envs * config.num_steps % config.minibatches:
             raise ValueError("num_envs * num_steps must be divisible by minibatches")
