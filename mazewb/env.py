@@ -13,7 +13,13 @@ import gymnasium as gym
 import numpy as np
 
 from mazewb.errors import MazeError
-from mazewb.maze.bridge import DISTRIBUTION_MODES, maze_to_state_bytes, procgen_env_class
+from mazewb.maze.bridge import (
+    DISTRIBUTION_MODES,
+    get_game_state,
+    maze_to_state_bytes,
+    procgen_env_class,
+    set_game_state,
+)
 from mazewb.maze.geometry import WORLD_DIM, margin
 from mazewb.maze.grid import Maze
 from mazewb.maze.procgen_state import GRID_CHEESE, GRID_OPEN, grid_cell_offset, parse_state, write_state
@@ -224,10 +230,9 @@ class MazeVecEnv:
         """Re-place the cheese for envs in ``which``; returns fresh observations or None."""
         if self.cheese_region is None or not which.any():
             return None
-        states = self._env.callmethod("get_state")
         for i in np.nonzero(which)[0]:
-            states[i] = place_cheese_in_region(states[i], self.cheese_region, self.rng)
-        self._env.callmethod("set_state", states)
+            state = get_game_state(self._env, int(i))
+            set_game_state(self._env, int(i), place_cheese_in_region(state, self.cheese_region, self.rng))
         return self._env.observe()[1]["rgb"]
 
     def reset(self) -> np.ndarray:

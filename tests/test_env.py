@@ -11,7 +11,7 @@ import mazewb  # noqa: F401 - registers mazewb/Maze-v0
 from mazewb import Maze
 from mazewb.env import MazeEnv, MazeVecEnv
 from mazewb.maze import graph
-from mazewb.maze.bridge import maze_from_state
+from mazewb.maze.bridge import get_game_state, maze_from_state, set_game_state
 
 
 def test_env_checker_passes() -> None:
@@ -74,3 +74,15 @@ def test_vector_env_places_cheese_in_region() -> None:
         assert maze.cheese[0] >= maze.size - n and maze.cheese[1] >= maze.size - n
         assert graph.cheese_reachable(maze)
     assert seen_firsts > 0
+
+
+def test_single_game_state_access_touches_only_that_game() -> None:
+    venv = MazeVecEnv(4, seed=2)
+    venv.reset()
+    states = venv.get_states()
+    assert [get_game_state(venv._env, i) for i in range(4)] == states
+    set_game_state(venv._env, 1, states[3])
+    after = venv.get_states()
+    assert after == [states[0], states[3], states[2], states[3]]
+    obs = venv._env.observe()[1]["rgb"]
+    assert np.array_equal(obs[1], obs[3]) and not np.array_equal(obs[0], obs[3])

@@ -30,6 +30,24 @@ def procgen_env_class():  # noqa: ANN201 - procgen has no type stubs
     return ProcgenGym3Env
 
 
+def get_game_state(env, index: int) -> bytes:  # noqa: ANN001 - a procgen gym3 env
+    """The state of game ``index`` of a multi-game procgen env.
+
+    procgen's own ``get_state`` serializes every game; reading one keeps autoreset cheap when a
+    few of hundreds of games end at a step.
+    """
+    from procgen.env import MAX_STATE_SIZE
+
+    buf = env._ffi.new(f"char[{MAX_STATE_SIZE}]")
+    n = env.call_c_func("get_state", index, buf, MAX_STATE_SIZE)
+    return bytes(env._ffi.buffer(buf, n))
+
+
+def set_game_state(env, index: int, state: bytes) -> None:  # noqa: ANN001 - a procgen gym3 env
+    """Put game ``index`` of a multi-game procgen env into ``state`` (the others are untouched)."""
+    env.call_c_func("set_state", index, state, len(state))
+
+
 def level_state(seed: int, distribution_mode: str = "hard") -> bytes:
     """The serialized state of procgen maze level ``seed`` at its start."""
     if distribution_mode not in DISTRIBUTION_MODES:
