@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -71,7 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    return COMMANDS[args.command][2](args)
+    try:
+        return COMMANDS[args.command][2](args)
+    except (ValueError, OSError) as error:
+        # Bad input (every mazewb input error is a ValueError naming the problem) or a file
+        # problem: one line, not a traceback. MAZEWB_DEBUG=1 shows the traceback.
+        if os.environ.get("MAZEWB_DEBUG"):
+            raise
+        print(f"mazewb {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

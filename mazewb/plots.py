@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mazewb.analysis.activations import square_values
+from mazewb.analysis.attribution import Attribution
 from mazewb.analysis.rollouts import Trajectory
 from mazewb.analysis.stats import BehaviourStats
 from mazewb.analysis.steering import RetargetingMap
@@ -277,8 +278,10 @@ def channel_map_figure(
     title: str | None = None,
     aligned: bool = False,
     zmid: float | None = None,
+    label: str = "activation",
 ) -> go.Figure:
-    """One channel's map. ``aligned=False``: the raw (H, W) activation grid (row 0 at the top),
+    """One channel's map (or any (H, W) map over activation cells, named ``label``).
+    ``aligned=False``: the raw (H, W) activation grid (row 0 at the top),
     with the cells of the cheese (diamond), mouse (circle) and top-right square (star) marked
     when ``maze`` is given. ``aligned=True``: sampled at every square of ``maze`` (the cell holding
     each square's centre) and drawn over the maze."""
@@ -286,16 +289,14 @@ def channel_map_figure(
     if aligned:
         if maze is None:
             raise ValueError("an aligned channel map needs the maze")
-        return square_heatmap_figure(
-            maze, square_values(maze, amap), title, "RdBu_r", zmid=zmid or 0.0, label="activation"
-        )
+        return square_heatmap_figure(maze, square_values(maze, amap), title, "RdBu_r", zmid=zmid or 0.0, label=label)
     height, width = amap.shape
     fig = go.Figure(
         go.Heatmap(
             z=amap,
             colorscale="RdBu_r",
             zmid=0.0 if zmid is None else zmid,
-            colorbar={"title": "activation"},
+            colorbar={"title": label},
             hovertemplate="cell (%{y}, %{x})<br>%{z:.3f}<extra></extra>",
         )
     )
@@ -478,6 +479,39 @@ def channel_ranking_figure(ranking: pd.DataFrame, top: int = 20, title: str | No
     )
     fig.update_layout(
         barmode="group", title=title or "Channels that track the cheese", xaxis_title="channel", xaxis_type="category"
+    )
+    return fig
+
+
+def attribution_figure(
+    attribution: Attribution, maze: Maze, aligned: bool = True, title: str | None = None
+) -> go.Figure:
+    """Integrated-gradients attribution summed over channels, over the maze (``aligned``) or as
+    the raw activation grid. Red cells raise P(move) relative to the baseline, blue lower it."""
+    a = attribution
+    title = title or (
+        f"Attribution of P({a.move}) at {a.square} to {a.layer} (baseline {a.baseline}): "
+        f"{a.baseline_prob:.3f} -> {a.prob:.3f}, completeness gap {a.delta:+.1e}"
+    )
+    return channel_map_figure(a.spatial(), maze, title, aligned=aligned, zmid=0.0, label="attribution")
+
+
+def attribution_channels_figure(attribution: Attribution, top: int = 20, title: str | None = None) -> go.Figure:
+    """The channels (or units of a flat layer) with the largest total attribution, signed."""
+    totals = attribution.channel_totals()
+    order = np.argsort(-np.abs(totals))[:top]
+    fig = go.Figure(
+        go.Bar(
+            x=[str(i) for i in order],
+            y=totals[order],
+            marker_color=["#b2182b" if v > 0 else "#2166ac" for v in totals[order]],
+        )
+    )
+    fig.update_layout(
+        title=title or f"Channels of {attribution.layer} by attribution to P({attribution.move})",
+        xaxis_title="channel",
+        xaxis_type="category",
+        yaxis_title="attribution",
     )
     return fig
 

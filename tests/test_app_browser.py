@@ -232,6 +232,11 @@ def test_activations_and_a_bad_checkpoint_upload(page, server, tmp_path) -> None
     wait_for_figure(page, "act-graph")
     playwright_api.expect(page.locator("#layer-info")).to_contain_text("32 channels of 16x16 cells")
     playwright_api.expect(page.locator("#act-graph")).to_contain_text("channel 5")
+    page.click("#attr-run")
+    wait_for_figure(page, "attr-graph")
+    wait_for_figure(page, "attr-channels-graph", min_traces=1)
+    playwright_api.expect(page.locator("#attr-message")).to_contain_text("completeness gap")
+    playwright_api.expect(page.locator("#attr-graph")).to_contain_text("attribution to P(")
     page.click("#tabs >> text=Model")
     playwright_api.expect(page.locator("#model-card")).to_contain_text("UNTRAINED")
     junk = tmp_path / "junk.pt"

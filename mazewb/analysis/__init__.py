@@ -19,6 +19,7 @@ from mazewb.analysis.activations import (
     square_cell,
     square_values,
 )
+from mazewb.analysis.attribution import Attribution, integrated_gradients
 from mazewb.analysis.cache import policy_identity
 from mazewb.analysis.chain import ExactOutcomes, exact_outcomes, reach_probabilities
 from mazewb.analysis.channels import rank_cheese_channels
@@ -85,6 +86,7 @@ __all__ = [
     "DEFAULT_LAYER",
     "EFFECTIVE_CHANNELS_TURNER",
     "FEATURES",
+    "Attribution",
     "BehaviourStats",
     "DecisionChoice",
     "ExactOutcomes",
@@ -96,6 +98,7 @@ __all__ = [
     "ZeroVectorWarning",
     "activation_diff",
     "activations",
+    "integrated_gradients",
     "behaviour_batch",
     "behaviour_regressions",
     "behaviour_table",

@@ -14,7 +14,7 @@ from dash import dcc, html
 
 from mazewb.app.figures import message_figure
 from mazewb.app.state import ViewState
-from mazewb.policy import HOOK_NAMES
+from mazewb.policy import HOOK_NAMES, MOVES
 from mazewb.policy.impala import ImpalaPolicy
 
 GRAPH_CONFIG = {
@@ -236,6 +236,44 @@ def activations_tab(s: ViewState) -> html.Div:
                 className="figs",
             ),
             html.Div(id="act-message", className="msg"),
+            html.Div(
+                [
+                    html.H3("What in this layer drives the move? (integrated gradients)"),
+                    html.Div(
+                        [
+                            _field(
+                                "Move",
+                                _select(
+                                    "attr-move", [("most likely", "auto")] + [(m, m) for m in MOVES[:4]], "auto", 150
+                                ),
+                            ),
+                            _field(
+                                "Baseline",
+                                _select(
+                                    "attr-baseline",
+                                    [("same maze, no cheese", "no-cheese"), ("zero activations", "zero")],
+                                    "no-cheese",
+                                    210,
+                                ),
+                            ),
+                            html.Button("Attribute", id="attr-run", className="primary"),
+                        ],
+                        className="row",
+                    ),
+                    html.Div(id="attr-message", className="msg"),
+                    html.Div(
+                        [
+                            html.Div(
+                                _graph("attr-graph", 460, "press Attribute (mouse square, layer above)"),
+                                className="fig2",
+                            ),
+                            html.Div(_graph("attr-channels-graph", 460, ""), className="fig2"),
+                        ],
+                        className="figs",
+                    ),
+                ],
+                className="section",
+            ),
             html.Div(
                 [
                     html.H3("Which channels track the cheese?"),

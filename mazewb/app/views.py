@@ -225,6 +225,39 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
         info = f"{maps.shape[0]} channels of {maps.shape[1]}x{maps.shape[2]} cells; mouse on {maze.mouse}"
         return overlay, grid, info
 
+    @app.callback(
+        Output("attr-graph", "figure"),
+        Output("attr-channels-graph", "figure"),
+        Output("attr-message", "children"),
+        Output("attr-message", "className"),
+        Input("attr-run", "n_clicks"),
+        State("st-maze", "data"),
+        State("st-act", "data"),
+        State("attr-move", "value"),
+        State("attr-baseline", "value"),
+        prevent_initial_call=True,
+    )
+    @guarded(4, 2, 3)
+    def attribution(_, st_maze, st_act, move, baseline):  # noqa: ANN001, ANN202
+        maze = maze_of(st_maze)
+        lp = wb.policy(st_maze["checkpoint"])
+        result = an.integrated_gradients(
+            lp.policy, maze, st_act["layer"], None, None if move == "auto" else move, baseline
+        )
+        short = result.layer.replace("embedder.", "")
+        spatial = present(
+            plots.attribution_figure(result, maze, title=f"{short} · attribution to P({result.move})"), 460
+        )
+        channels = present(
+            plots.attribution_channels_figure(result, top=16, title="channels by total attribution"), 460, maze=False
+        )
+        text = (
+            f"P({result.move}) at {maze.mouse}: {result.baseline_prob:.3f} at the baseline -> {result.prob:.3f}; "
+            f"the attributions sum to the difference (completeness gap {result.delta:+.1e}). "
+            "Red raises the move's probability, blue lowers it."
+        )
+        return spatial, channels, text, "msg"
+
     # ------------------------------------------------------------------ steering and patching
     @app.callback(
         Output("steer-original", "figure"),

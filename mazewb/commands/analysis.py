@@ -1,4 +1,4 @@
-"""``mazewb vfield | outcomes | stats | bench | report-numbers``: the analysis engine from the shell.
+"""``mazewb vfield | outcomes | attribution | stats | bench | report-numbers``: the analysis engine from the shell.
 
 Every command takes ``--checkpoint`` (default: the bundled agent) and ``--json`` (one JSON
 document on stdout, for scripts); progress bars go to stderr.
@@ -202,6 +202,83 @@ def outcomes_cmd(args: argparse.Namespace) -> int:
         print(f"exact {key}: {value:.6f}")
     for key, value in result.get("sampled", {}).items():
         print(f"sampled {key}: {value:.4f}" if isinstance(value, float) else f"sampled {key}: {value}")
+    return 0
+
+
+# --- attribution --------------------------------------------------------------------------------------
+
+
+def _square(text: str) -> tuple[int, int]:
+    try:
+        row, col = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a square is ROW,COL (row 0 at the bottom), got {text!r}") from None
+    return row, col
+
+
+def _attribution_args(p: argparse.ArgumentParser) -> None:
+    _policy_args(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--seed", type=int, default=0, help="procgen hard-mode level (default 0)")
+    group.add_argument("--maze", type=Path, help="a maze JSON file (Maze.to_json)")
+    p.add_argument(
+        "--square", type=_square, default=None, help="the mouse's square ROW,COL (default: the maze's mouse)"
+    )
+    p.add_argument("--move", default=None, help="LEFT, DOWN, UP, RIGHT or NOOP (default: the most likely move)")
+    p.add_argument("--layer", default=None, help="layer to attribute to (default block2.res1.resadd_out)")
+    p.add_argument("--baseline", default="no-cheese", help="no-cheese (default), zero, or a maze JSON file")
+    p.add_argument("--steps", type=int, default=32, help="quadrature points along the path (default 32)")
+    p.add_argument("--top", type=int, default=10, help="channels to list (default 10)")
+    p.add_argument("--html", type=Path, help="also write the attribution figures to this HTML file")
+
+
+@command("attribution", "integrated gradients of a move's probability with respect to a layer")(_attribution_args)
+def attribution_cmd(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mazewb import Maze
+    from mazewb.analysis import DEFAULT_LAYER, integrated_gradients
+
+    policy = _load_policy(args)
+    maze = _load_maze(args)
+    baseline = args.baseline
+    if baseline not in ("no-cheese", "zero"):
+        baseline = Maze.from_json(Path(baseline).read_text())
+    result = integrated_gradients(
+        policy, maze, args.layer or DEFAULT_LAYER, args.square, args.move, baseline, args.steps
+    )
+    totals = result.channel_totals()
+    top = [int(i) for i in np.argsort(-np.abs(totals))[: args.top]]
+    if args.html is not None:
+        from mazewb import plots
+
+        figs = [plots.attribution_channels_figure(result, args.top)]
+        if result.values.ndim == 3:
+            figs.insert(0, plots.attribution_figure(result, maze))
+        args.html.write_text("\n".join(f.to_html(full_html=False, include_plotlyjs=i == 0) for i, f in enumerate(figs)))
+    summary = {
+        "layer": result.layer,
+        "move": result.move,
+        "square": list(result.square),
+        "baseline": result.baseline,
+        "steps": result.steps,
+        "prob": result.prob,
+        "baseline_prob": result.baseline_prob,
+        "sum": float(result.values.sum()),
+        "completeness_gap": result.delta,
+        "top_channels": [{"channel": c, "attribution": float(totals[c])} for c in top],
+    }
+    if args.json:
+        _print_json({"checkpoint": _checkpoint_info(policy), "seed": maze.seed, **summary})
+        return 0
+    print(f"maze: seed {maze.seed}, {maze.size}x{maze.size}, cheese {maze.cheese}, mouse on {result.square}")
+    print(
+        f"P({result.move}) {result.baseline_prob:.4f} at the {result.baseline} baseline -> {result.prob:.4f}; "
+        f"attributions sum to {result.values.sum():+.4f} (completeness gap {result.delta:+.1e}, {result.steps} steps)"
+    )
+    print(f"top channels of {result.layer}:")
+    for c in top:
+        print(f"  {c:4d} {totals[c]:+.4f}")
     return 0
 
 
