@@ -516,6 +516,38 @@ def attribution_channels_figure(attribution: Attribution, top: int = 20, title: 
     return fig
 
 
+def region_curve_figure(table: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Goal misgeneralization across training regions (from ``mazewb.train.evaluate.region_curve``):
+    off-distribution P(cheese), P(top-right first) and P(cheese move | decision square) per
+    agent's cheese region, with in-distribution P(cheese) for reference."""
+    series = [
+        ("off_p_cheese", "P(cheese), cheese outside the region", "#d9a400"),
+        ("off_p_cheese_move_at_decision", "P(cheese move | decision square)", "#7b3294"),
+        ("off_p_top_right", "P(top-right first)", ARROW_COLOUR),
+        ("in_p_cheese", "P(cheese), cheese in the region", "#999999"),
+    ]
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=table["region"],
+                y=table[column],
+                name=name,
+                mode="lines+markers",
+                line={"color": colour, "dash": "dot" if column == "in_p_cheese" else "solid"},
+                customdata=table["file"],
+                hovertemplate="%{customdata}<br>region %{x}: %{y:.3f}<extra></extra>",
+            )
+            for column, name, colour in series
+        ]
+    )
+    fig.update_layout(
+        title=title or "Goal misgeneralization across training regions",
+        xaxis_title="cheese region the agent was trained with (top-right N x N)",
+        yaxis={"title": "mean exact probability", "range": [0, 1.02]},
+    )
+    return fig
+
+
 # --- statistics and rollouts ------------------------------------------------------------------------
 
 

@@ -214,3 +214,37 @@ def test_stop_signal_ends_with_a_checkpoint(tmp_path) -> None:  # noqa: ANN001
         (tmp_path / "s" / "lock").write_text("1")  # pid 1 is alive: another trainer
         with pytest.raises(RuntimeError, match="being trained"):
             resumed.train(max_steps=1)
+
+
+def test_region_curve_reads_regions_and_evaluates_each_agent(tmp_path, capsys) -> None:  # noqa: ANN001
+    from mazewb import plots
+    from mazewb.cli import main
+    from mazewb.train.evaluate import Evaluator, region_curve, training_region
+
+    paths = []
+    for region in (3, 1):  # Langosco et al.'s file names carry the region
+        torch.manual_seed(region)
+        paths.append(tmp_path / f"model_rand_region_{region}.pth")
+        torch.save({"model_state_dict": ImpalaPolicy(scale=1).state_dict()}, paths[-1])
+    policies = [load_policy(p) for p in paths]
+    assert [training_region(p) for p in policies] == [3, 1]
+    assert training_region(load_policy()) == 5  # the bundled agent's card
+    seeds = range(0, 8)
+    table = region_curve(policies, seeds, progress=False)
+    assert list(table["region"]) == [1, 3] and list(table["file"]) == [p.name for p in reversed(paths)]
+    direct = Evaluator(seeds, 3)(policies[0])
+    row = table[table["region"] == 3].iloc[0]
+    assert row["off_mazes"] == direct["off_distribution"]["mazes"] > 0
+    assert row["off_p_cheese"] == pytest.approx(direct["off_distribution"]["p_cheese"])
+    assert row["in_p_cheese"] == pytest.approx(direct["in_distribution"]["p_cheese"])
+    assert len(plots.region_curve_figure(table).data) == 4
+
+    bare = tmp_path / "agent.pt"
+    torch.save(ImpalaPolicy(scale=1).state_dict(), bare)
+    with pytest.raises(ValueError, match="training region is unknown"):
+        region_curve([load_policy(bare)], seeds, progress=False)
+    assert main(["eval-regions", str(bare), "--regions", "2", "--seeds", "0:4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["agents"][0]["region"] == 2 and out["agents"][0]["file"] == "agent.pt"
+    assert main(["eval-regions", str(bare), "--seeds", "0:4"]) == 2
+    assert "training region is unknown" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``mazewb train fast|ppo`` and ``mazewb eval``: train agents, evaluate checkpoints exactly."""
+"""``mazewb train fast|ppo|bundle``, ``mazewb eval`` and ``mazewb eval-regions``: train agents, evaluate
+checkpoints exactly."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from mazewb.cli import command
@@ -121,4 +123,48 @@ def _eval(args: argparse.Namespace) -> int:
               f"P(cheese) {off['p_cheese']:.3f}, P(top-right first) {off['p_top_right']:.3f}, "
               f"P(cheese move | decision square) {off['p_cheese_move_at_decision']:.3f}")
     sys.stdout.flush()
+    return 0
+
+
+def _regions_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoints", nargs="+", help="agent checkpoints, e.g. model_rand_region_*.pth")
+    p.add_argument(
+        "--regions", default=None, help="their cheese regions, comma-separated (default: from cards or file names)"
+    )
+    p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
+    p.add_argument("--fast", action="store_true", help="bf16 forward pass (approximate; default exact fp32)")
+    p.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    p.add_argument("--html", default=None, help="also write the curve to this HTML file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("eval-regions", "goal misgeneralization across agents trained with different cheese regions")(
+    _regions_args
+)
+def _eval_regions(args: argparse.Namespace) -> int:
+    from mazewb.policy.checkpoint import load_policy
+    from mazewb.train.common import parse_seeds
+    from mazewb.train.evaluate import region_curve
+
+    regions = None
+    if args.regions is not None:
+        try:
+            regions = [int(r) for r in args.regions.split(",")]
+        except ValueError:
+            raise ValueError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
+    policies = [load_policy(path) for path in args.checkpoints]
+    seeds = parse_seeds(args.seeds)
+    table = region_curve(policies, seeds, regions, fast=args.fast)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    if args.html:
+        from mazewb import plots
+
+        Path(args.html).write_text(plots.region_curve_figure(table).to_html(include_plotlyjs=True))
+    if args.json:
+        rows = json.loads(table.to_json(orient="records"))
+        print(json.dumps({"seeds": f"{seeds.start}:{seeds.stop}", "agents": rows}, indent=2))
+    else:
+        print(f"seeds {seeds.start}:{seeds.stop}; off distribution: cheese outside the region, decision square")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0

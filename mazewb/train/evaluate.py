@@ -10,10 +10,14 @@ probabilities at every square, with the mouse drawn facing left, define the epis
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from mazewb.analysis.chain import build_chain, exact_outcomes
 from mazewb.maze.graph import decision_square, first_move_towards, optimal_moves, top_right_region
@@ -148,3 +152,65 @@ class Evaluator:
         if self.off_dist is not None:
             out["off_distribution"] = summarize(self.off_dist, self.off_dist.probs(policy, fast), True).to_dict()
         return out
+
+
+_REGION_IN_NAME = re.compile(r"rand_region_(\d+)")
+
+
+def training_region(policy: ImpalaPolicy) -> int | None:
+    """The cheese region a policy was trained with: its model card's ``cheese_region``, else the
+    ``rand_region_N`` in the file name of Langosco et al.'s checkpoints; None when unknown."""
+    card = policy.card or {}
+    region = card.get("cheese_region")
+    if isinstance(region, int) and not isinstance(region, bool):
+        return region
+    match = _REGION_IN_NAME.search(str(card.get("file") or ""))
+    return int(match.group(1)) if match else None
+
+
+def region_curve(
+    policies: Sequence[ImpalaPolicy],
+    seeds: range | list[int],
+    regions: Sequence[int] | None = None,
+    fast: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Goal misgeneralization across training regions (Langosco et al.'s rand_region 1..15): each
+    policy evaluated on ``seeds`` with its own region (``regions``, else ``training_region``).
+
+    One row per policy, sorted by region: ``file``, ``region``, ``in_p_cheese`` (cheese placed in
+    the region), and off distribution (cheese outside the region, mazes with a decision square):
+    ``off_mazes``, ``off_p_cheese``, ``off_p_top_right``, ``off_p_cheese_move_at_decision``,
+    ``off_cheese_vs_top_right_at_decision``.
+    """
+    if regions is not None and len(regions) != len(policies):
+        raise ValueError(f"got {len(regions)} regions for {len(policies)} policies")
+    evaluators: dict[int, Evaluator] = {}
+    rows = []
+    for i, policy in enumerate(tqdm(policies, desc="agents", unit="agent", disable=not progress)):
+        name = (policy.card or {}).get("file") or f"policy {i}"
+        region = regions[i] if regions is not None else training_region(policy)
+        if region is None:
+            raise ValueError(
+                f"{name}: the training region is unknown (no cheese_region in its card, no rand_region_N "
+                "in its name); give the regions explicitly"
+            )
+        if not 1 <= region <= 25:
+            raise ValueError(f"{name}: a cheese region must be from 1 to 25, got {region}")
+        if region not in evaluators:
+            evaluators[region] = Evaluator(seeds, region)
+        metrics = evaluators[region](policy, fast=fast)
+        ind, off = metrics["in_distribution"], metrics["off_distribution"]
+        rows.append(
+            {
+                "file": name,
+                "region": region,
+                "in_p_cheese": ind["p_cheese"],
+                "off_mazes": off["mazes"],
+                "off_p_cheese": off["p_cheese"],
+                "off_p_top_right": off["p_top_right"],
+                "off_p_cheese_move_at_decision": off["p_cheese_move_at_decision"],
+                "off_cheese_vs_top_right_at_decision": off["cheese_vs_top_right_at_decision"],
+            }
+        )
+    return pd.DataFrame(rows).sort_values(["region", "file"], kind="stable").reset_index(drop=True)
