@@ -72,6 +72,10 @@ def test_fast_trainer_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
     for key, st in saved_opt["state"].items():
         assert all(torch.equal(st[n], opt["state"][key][n]) for n in ("step", "exp_avg", "exp_avg_sq"))
     assert resumed.train(max_steps=1)["step"] == 4
+    biased = FastTrainer(FastConfig(name="t", runs_dir=str(tmp_path)), resume=True, overrides={"large_maze_bias": 1.0})
+    assert biased.config.large_maze_bias == 1.0 and biased.train(max_steps=1)["step"] == 5
+    with pytest.raises(ValueError, match="large_maze_bias"):
+        FastTrainer(FastConfig(name="t", runs_dir=str(tmp_path)), resume=True, overrides={"large_maze_bias": -1.0})
 
     # From committed weights alone: a bundled policy (weights + card) starts a new run.
     from mazewb.policy import save_policy
@@ -248,3 +252,11 @@ def test_region_curve_reads_regions_and_evaluates_each_agent(tmp_path, capsys) -
     assert out["agents"][0]["region"] == 2 and out["agents"][0]["file"] == "agent.pt"
     assert main(["eval-regions", str(bare), "--seeds", "0:4"]) == 2
     assert "training region is unknown" in capsys.readouterr().err
+
+
+def test_large_maze_bias_keeps_large_mazes_more_often() -> None:
+    from mazewb.train.data import keep_probability
+
+    assert keep_probability(25, 2.0) == 1.0 and keep_probability(13, 0.0) == 1.0
+    assert keep_probability(13, 2.0) == pytest.approx((13 / 25) ** 2)
+    assert keep_probability(7, 2.0) < keep_probability(19, 2.0) < 1.0

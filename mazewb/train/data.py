@@ -139,8 +139,20 @@ def random_levels(rng: np.random.Generator, count: int = 64) -> list[Maze]:
     return out
 
 
+def keep_probability(size: int, large_maze_bias: float) -> float:
+    """Probability of training on a level of ``size`` squares: ``(size / 25) ** large_maze_bias``
+    (0: every level, procgen's own size distribution; 2: a 13x13 maze is kept 27% of the time)."""
+    return (size / 25) ** large_maze_bias
+
+
 def _produce(
-    out: mp.Queue, seed: int, region: int, batch_squares: int, max_size: mp.Value, stop: mp.Event  # type: ignore[valid-type]
+    out: mp.Queue,  # type: ignore[valid-type]
+    seed: int,
+    region: int,
+    batch_squares: int,
+    max_size: mp.Value,  # type: ignore[valid-type]
+    stop: mp.Event,  # type: ignore[valid-type]
+    large_maze_bias: float = 0.0,
 ) -> None:
     """Worker loop: fill ``out`` with MazeBatch objects until ``stop`` is set."""
     import torch
@@ -155,6 +167,8 @@ def _produce(
         limit = int(max_size.value)
         for maze in random_levels(rng):
             if maze.size > limit or maze.size < 2:
+                continue
+            if large_maze_bias and rng.random() >= keep_probability(maze.size, large_maze_bias):
                 continue
             maze = place_cheese(maze, region, rng)
             pending.append(maze)
@@ -178,10 +192,18 @@ class BatchProducer:
 
     ``max_size`` (the curriculum's largest maze size) can be changed while running; batches
     already queued keep their mazes. ``seed`` makes each worker's stream deterministic.
+    ``large_maze_bias`` > 0 trains more on large mazes (see ``keep_probability``).
     """
 
     def __init__(
-        self, seed: int, region: int, batch_squares: int, max_size: int = 25, workers: int = 1, queue_size: int = 6
+        self,
+        seed: int,
+        region: int,
+        batch_squares: int,
+        max_size: int = 25,
+        workers: int = 1,
+        queue_size: int = 6,
+        large_maze_bias: float = 0.0,
     ) -> None:
         ctx = mp.get_context("spawn")  # procgen and torch threads do not survive fork well
         self._queue: mp.Queue = ctx.Queue(maxsize=queue_size)
@@ -190,7 +212,9 @@ class BatchProducer:
         self._procs = [
             ctx.Process(
                 target=_produce,
-                args=(self._queue, seed * 1000 + i, region, batch_squares, self._max_size, self._stop),
+                args=(
+                    self._queue, seed * 1000 + i, region, batch_squares, self._max_size, self._stop, large_maze_bias
+                ),
                 daemon=True,
             )
             for i in range(workers)

@@ -72,6 +72,7 @@ class FastConfig:
     gamma: float = 0.99  # discount of the exact chain objective
     curriculum_start: int = 25  # largest maze size at the start (odd, 3..25)
     curriculum_samples: int = 0  # samples over which the largest size grows to 25
+    large_maze_bias: float = 0.0  # keep a level with probability (size / 25) ** bias; > 0 favours large mazes
     workers: int = 1
     threads: int = 2
     bf16: bool = True  # bf16 autocast (with channels_last) for the network
@@ -87,7 +88,7 @@ class FastConfig:
 RESUME_OVERRIDABLE = (
     "samples", "lr", "lr_final", "bc_coef", "rl_coef", "rl_objective", "gamma", "workers", "threads",
     "bf16", "eval_seeds", "eval_every_s", "save_every_s", "log_every_s", "batch_squares",
-    "curriculum_start", "curriculum_samples", "max_grad_norm", "device",
+    "curriculum_start", "curriculum_samples", "large_maze_bias", "max_grad_norm", "device",
 )
 """Settings a resumed run may change (the rest must stay as the run began)."""
 
@@ -125,6 +126,8 @@ class FastTrainer:
         state = None
         if resume:
             config, state = resumed_config(config, RESUME_OVERRIDABLE, overrides)
+        if not config.large_maze_bias >= 0:
+            raise ValueError(f"large_maze_bias must be >= 0, got {config.large_maze_bias}")
         self.config = config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.threads)
@@ -288,6 +291,7 @@ class FastTrainer:
             batch_squares=cfg.batch_squares,
             max_size=curriculum_max_size(cfg, self.counters["samples"]),
             workers=cfg.workers,
+            large_maze_bias=cfg.large_maze_bias,
         )
         start = time.time()
         last_save = last_log = last_eval = time.time()
