@@ -52,6 +52,19 @@ _WAIT = """() => ["maze-graph", "vf-graph", "heat-graph", "outcomes"].every(k =>
 _ELAPSED = """() => Math.max(...Object.values(window.__first)) - window.__t0"""
 
 
+def _serve_in_thread(app):  # noqa: ANN001, ANN202
+    """Serve a Dash app on a free loopback port in a daemon thread, without per-request logging
+    (it would bury the numbers); returns the werkzeug server (``server_port``, ``shutdown()``)."""
+    import logging
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
 def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="level seed (default: the first 25x25 level)")
     p.add_argument("--size", type=int, default=25, help="maze size to find when no seed is given (default 25)")
@@ -121,8 +134,6 @@ def server_side(wb, maze) -> dict[str, float]:  # noqa: ANN001
     _configure
 )
 def _run(args: argparse.Namespace) -> int:
-    from werkzeug.serving import make_server
-
     from mazewb.app.server import create_app
     from mazewb.app.state import seed_maze
 
@@ -154,9 +165,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from playwright.sync_api import sync_playwright
 
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
+    srv = _serve_in_thread(app)
     url = f"http://127.0.0.1:{srv.server_port}/?seed={seed}"
     edits: list[float] = []
     bare: list[float] = []
@@ -230,13 +239,11 @@ def _shot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from playwright.sync_api import sync_playwright
-    from werkzeug.serving import make_server
 
     from mazewb.app.server import create_app
 
     app = create_app(args.checkpoint)
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = _serve_in_thread(app)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
