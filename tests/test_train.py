@@ -157,6 +157,10 @@ def test_eval_summary_and_cli(capsys) -> None:  # noqa: ANN001
     ind = out["in_distribution"]
     assert ind["mazes"] == 3 and 0.0 <= ind["p_cheese"] <= 1.0
     assert set(out["off_distribution"]) >= {"p_cheese", "p_top_right", "p_cheese_move_at_decision"}
+    by_size = ind["by_size"]
+    assert sum(v["mazes"] for v in by_size.values()) == 3
+    weighted = sum(v["mazes"] * v["p_cheese"] for v in by_size.values()) / 3
+    assert weighted == pytest.approx(ind["p_cheese"])
 
 
 def test_summary_of_a_perfect_policy(fork: Maze) -> None:
@@ -173,6 +177,7 @@ def test_summary_of_a_perfect_policy(fork: Maze) -> None:
     s = summarize(mp, [probs], decision=True)
     assert s.p_cheese == pytest.approx(1.0) and s.p_top_right == pytest.approx(0.0)
     assert s.optimal_argmax == 1.0 and s.p_cheese_move_at_decision == pytest.approx(1.0)
+    assert s.by_size == {"5": {"mazes": 1, "p_cheese": pytest.approx(1.0)}}
 
 
 def test_bundled_checkpoint_loads_with_a_card() -> None:

@@ -119,6 +119,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"{result['checkpoint']} on seeds {result['seeds']}, cheese region {args.cheese_region}")
         print(f"  in distribution ({ind['mazes']} mazes): P(cheese) {ind['p_cheese']:.3f}, "
               f"optimal arg-max {ind['optimal_argmax']:.3f}")
+        print("    by maze size: " + ", ".join(f"{k}x{k} {v['p_cheese']:.2f} ({v['mazes']})"
+                                             for k, v in ind["by_size"].items()))
         print(f"  off distribution ({off['mazes']} mazes with a decision square, cheese outside the region): "
               f"P(cheese) {off['p_cheese']:.3f}, P(top-right first) {off['p_top_right']:.3f}, "
               f"P(cheese move | decision square) {off['p_cheese_move_at_decision']:.3f}")

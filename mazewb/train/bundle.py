@@ -90,6 +90,10 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         f"| off distribution | {off.get('mazes')} | {num(off.get('p_cheese'))} | {num(off.get('p_top_right'))} | "
         f"{num(off.get('p_cheese_move_at_decision'))} | {num(off.get('optimal_argmax'))} |",
         "",
+        "In distribution by maze size (P(cheese), mazes): "
+        + (", ".join(f"{k}x{k} {v['p_cheese']:.2f} ({v['mazes']})" for k, v in ind.get("by_size", {}).items()) or "n/a")
+        + ".",
+        "",
         "Targets (issue 4): " + "; ".join(f"{k} {v}" for k, v in TARGETS.items()) + ".",
         "",
         "Reproduce the numbers:",

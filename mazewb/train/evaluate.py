@@ -90,6 +90,7 @@ class EvalSummary:
     ``cheese_vs_top_right_at_decision``: that probability divided by itself plus the probability
     of the move towards the top-right square (nan when not applicable). ``optimal_argmax``:
     fraction of squares whose most likely move is the shortest-path move to the cheese.
+    ``by_size``: per maze size (as a string, for JSON), ``{"mazes": n, "p_cheese": mean}``.
     """
 
     mazes: int
@@ -98,6 +99,7 @@ class EvalSummary:
     p_cheese_move_at_decision: float
     cheese_vs_top_right_at_decision: float
     optimal_argmax: float
+    by_size: dict[str, dict[str, float]]
 
     def to_dict(self) -> dict:
         """Plain JSON-compatible values (nan becomes None)."""
@@ -125,6 +127,9 @@ def summarize(maze_probs: MazeProbs, probs: list[np.ndarray], decision: bool) ->
                 at_dec.append(pc)
                 ratio.append(pc / max(pc + pt, 1e-12))
     nan = float("nan")
+    sizes: dict[int, list[float]] = {}
+    for maze, p in zip(maze_probs.mazes, p_cheese, strict=True):
+        sizes.setdefault(maze.size, []).append(p)
     return EvalSummary(
         mazes=len(maze_probs.mazes),
         p_cheese=float(np.mean(p_cheese)) if p_cheese else nan,
@@ -132,6 +137,7 @@ def summarize(maze_probs: MazeProbs, probs: list[np.ndarray], decision: bool) ->
         p_cheese_move_at_decision=float(np.mean(at_dec)) if at_dec else nan,
         cheese_vs_top_right_at_decision=float(np.mean(ratio)) if ratio else nan,
         optimal_argmax=hits / max(total, 1),
+        by_size={str(k): {"mazes": len(v), "p_cheese": float(np.mean(v))} for k, v in sorted(sizes.items())},
     )
 
 
