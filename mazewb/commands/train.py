@@ -103,7 +103,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.checkpoint)
     seeds = parse_seeds(args.seeds)
-    metrics = Evaluator(seeds, args.cheese_region)(policy, fast=args.fast)
+    metrics = Evaluator(seeds, args.cheese_region)(policy, fast=args.fast, progress=True)
     result = {
         "checkpoint": policy.card.get("file"),
         "sha256": policy.card.get("sha256"),

@@ -27,7 +27,7 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
     card = dict(policy.card)
     region = int(card.get("cheese_region", 5)) if region is None else region
     started = time.time()
-    metrics = Evaluator(parse_seeds(seeds), region)(policy, fast=False)
+    metrics = Evaluator(parse_seeds(seeds), region)(policy, fast=False, progress=True)
     dest = Path(dest)
     command = f"mazewb eval --checkpoint {dest.as_posix()} --cheese-region {region} --seeds {seeds} --json"
     card.pop("eval", None)

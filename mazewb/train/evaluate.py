@@ -61,13 +61,21 @@ class MazeProbs:
         )
         self.chains = [build_chain(m) for m in mazes]
 
-    def probs(self, policy: ImpalaPolicy, fast: bool = False) -> list[np.ndarray]:
+    def probs(self, policy: ImpalaPolicy, fast: bool = False, progress: bool = False) -> list[np.ndarray]:
         """Per maze, (n_open, 5) float64 move probabilities in ``maze.open_cells()`` order
-        (the cheese's row, never used by the chain, is uniform)."""
+        (the cheese's row, never used by the chain, is uniform). ``progress``: a bar over the
+        observations (the forward passes are nearly all of the time)."""
         was_training = policy.training
         policy.eval()
-        with torch.inference_mode():
-            logits, _ = predict(policy, self.obs, fast=fast, batch_size=512)
+        parts = []
+        chunk = 4096
+        with torch.inference_mode(), tqdm(
+            total=len(self.obs), desc="forward passes", unit="obs", disable=not progress, leave=False
+        ) as bar:
+            for lo in range(0, len(self.obs), chunk):
+                parts.append(predict(policy, self.obs[lo : lo + chunk], fast=fast, batch_size=512)[0])
+                bar.update(len(parts[-1]))
+        logits = torch.cat(parts) if parts else torch.zeros((0, 15))
         policy.train(was_training)
         flat = move_probs(logits.double()).cpu().numpy()
         out, row = [], 0
@@ -152,11 +160,13 @@ class Evaluator:
         self.off_dist = MazeProbs(off_distribution_mazes(self.seeds, region), renderer) if off_distribution else None
         renderer.close()
 
-    def __call__(self, policy: ImpalaPolicy, fast: bool = False) -> dict[str, dict]:
+    def __call__(self, policy: ImpalaPolicy, fast: bool = False, progress: bool = False) -> dict[str, dict]:
         """``{"in_distribution": {...}, "off_distribution": {...}}`` (see ``EvalSummary``)."""
-        out = {"in_distribution": summarize(self.in_dist, self.in_dist.probs(policy, fast), False).to_dict()}
+        probs = self.in_dist.probs(policy, fast, progress)
+        out = {"in_distribution": summarize(self.in_dist, probs, False).to_dict()}
         if self.off_dist is not None:
-            out["off_distribution"] = summarize(self.off_dist, self.off_dist.probs(policy, fast), True).to_dict()
+            probs = self.off_dist.probs(policy, fast, progress)
+            out["off_distribution"] = summarize(self.off_dist, probs, True).to_dict()
         return out
 
 
@@ -205,7 +215,7 @@ def region_curve(
             raise ValueError(f"{name}: a cheese region must be from 1 to 25, got {region}")
         if region not in evaluators:
             evaluators[region] = Evaluator(seeds, region)
-        metrics = evaluators[region](policy, fast=fast)
+        metrics = evaluators[region](policy, fast=fast, progress=progress)
         ind, off = metrics["in_distribution"], metrics["off_distribution"]
         rows.append(
             {
