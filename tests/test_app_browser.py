@@ -237,6 +237,10 @@ def test_activations_and_a_bad_checkpoint_upload(page, server, tmp_path) -> None
     wait_for_figure(page, "attr-channels-graph", min_traces=1)
     playwright_api.expect(page.locator("#attr-message")).to_contain_text("completeness gap")
     playwright_api.expect(page.locator("#attr-graph")).to_contain_text("attribution to P(")
+    before = figure_data(page, "attr-channels-graph")
+    page.click("#attr-baseline")  # another baseline: the attribution follows
+    page.click("text=zero activations")
+    wait_for_change(page, "attr-channels-graph", before)
     page.click("#tabs >> text=Model")
     playwright_api.expect(page.locator("#model-card")).to_contain_text("UNTRAINED")
     junk = tmp_path / "junk.pt"

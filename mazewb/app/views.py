@@ -231,14 +231,18 @@ def register(app: Dash, wb: Workbench, guarded: Callable) -> None:  # noqa: C901
         Output("attr-message", "children"),
         Output("attr-message", "className"),
         Input("attr-run", "n_clicks"),
-        State("st-maze", "data"),
-        State("st-act", "data"),
-        State("attr-move", "value"),
-        State("attr-baseline", "value"),
+        Input("st-maze", "data"),
+        Input("st-act", "data"),
+        Input("attr-move", "value"),
+        Input("attr-baseline", "value"),
+        Input("tabs", "value"),
         prevent_initial_call=True,
     )
     @guarded(4, 2, 3)
-    def attribution(_, st_maze, st_act, move, baseline):  # noqa: ANN001, ANN202
+    def attribution(clicks, st_maze, st_act, move, baseline, tab):  # noqa: ANN001, ANN202
+        # Once asked for, the attribution follows edits of the maze, layer and settings (never stale).
+        if not clicks or tab != "activations" or not st_maze or not st_act:
+            return (no_update,) * 4
         maze = maze_of(st_maze)
         lp = wb.policy(st_maze["checkpoint"])
         result = an.integrated_gradients(
