@@ -131,7 +131,8 @@ def hitting_probabilities(
             new += dist[source[m]] * weight[m]
         reached += new[tgt, cols]
         dist[:n] = new * live
-    return reached, alive_steps
+    # Sums of 500 float64 steps can overshoot 1 by an ulp or two; probabilities stay in [0, 1].
+    return np.clip(reached, 0.0, 1.0), alive_steps
 
 
 @dataclass(frozen=True)
