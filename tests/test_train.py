@@ -198,6 +198,8 @@ def test_bundle_writes_checkpoint_and_card(tmp_path) -> None:  # noqa: ANN001
     assert card["eval_command"].startswith("mazewb eval --checkpoint")
     text = (tmp_path / "agent.md").read_text()
     assert "P(cheese)" in text and "mazewb eval" in text
+    assert card["file"] == "agent.pt" and card["sha256"] == loaded.card["sha256"]  # the written file's
+    assert f'"sha256": "{loaded.card["sha256"]}"' in text
 
 
 def test_stop_signal_ends_with_a_checkpoint(tmp_path) -> None:  # noqa: ANN001

@@ -3,6 +3,7 @@ the checkpoint (mazewb format, model card inside) plus a Markdown model card bes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -41,6 +42,8 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
         }
     )
     save_policy(policy, dest, card)
+    # The Markdown card describes the written file (as load_policy reports it), not the source.
+    card.update({"file": dest.name, "sha256": hashlib.sha256(dest.read_bytes()).hexdigest()})
     dest.with_suffix(".md").write_text(model_card_markdown(card, dest.as_posix()))
     return card
 
