@@ -25,10 +25,14 @@ def _policy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
-def _maze_args(p: argparse.ArgumentParser) -> None:
+def _maze_source_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--seed", type=int, default=0, help="procgen hard-mode level (default 0)")
     group.add_argument("--maze", type=Path, help="a maze JSON file (Maze.to_json)")
+
+
+def _maze_args(p: argparse.ArgumentParser) -> None:
+    _maze_source_args(p)
     p.add_argument("--interventions", type=Path, help="a JSON file of interventions (interventions_to_json)")
     p.add_argument("--cheese-vector", type=float, metavar="COEFF", help="add COEFF x this maze's cheese vector")
     p.add_argument("--top-right-vector", type=float, metavar="COEFF", help="add COEFF x its top-right vector")
@@ -218,9 +222,7 @@ def _square(text: str) -> tuple[int, int]:
 
 def _attribution_args(p: argparse.ArgumentParser) -> None:
     _policy_args(p)
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--seed", type=int, default=0, help="procgen hard-mode level (default 0)")
-    group.add_argument("--maze", type=Path, help="a maze JSON file (Maze.to_json)")
+    _maze_source_args(p)
     p.add_argument(
         "--square", type=_square, default=None, help="the mouse's square ROW,COL (default: the maze's mouse)"
     )
