@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gymnasium as _gym
 
-from mazewb.errors import MazeError, StateFormatError
+from mazewb.errors import MazeError, MazewbError, StateFormatError
 from mazewb.maze import Maze
 from mazewb.policy import load_policy
 
@@ -19,4 +19,4 @@ if "mazewb/Maze-v0" not in _gym.registry:
     _gym.register(id="mazewb/Maze-v0", entry_point="mazewb.env:MazeEnv")
 
 
-__all__ = ["Maze", "MazeError", "StateFormatError", "load_policy", "__version__"]
+__all__ = ["Maze", "MazeError", "MazewbError", "StateFormatError", "load_policy", "__version__"]

@@ -17,7 +17,10 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from mazewb.errors import MazeError
+from mazewb.errors import (
+    MazeError,
+    StateError,  # noqa: F401 - re-exported
+)
 from mazewb.maze import Maze
 from mazewb.maze.geometry import Square
 
@@ -34,8 +37,6 @@ MAX_COEFF = 100.0
 MAX_STATS_MAZES = 100_000
 
 
-class StateError(ValueError):
-    """A URL parameter or control value that does not make sense; the message names it."""
 
 
 @dataclass(frozen=True)

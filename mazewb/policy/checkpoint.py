@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mazewb.errors import CheckpointError  # noqa: F401 - re-exported
 from mazewb.policy.impala import ImpalaPolicy
 from mazewb.policy.moves import NUM_ACTIONS
 
@@ -42,8 +43,6 @@ _SCALE_KEY = "embedder.block1.conv.weight"
 _MAX_LISTED = 8  # keys listed per kind of problem in an error message
 
 
-class CheckpointError(ValueError):
-    """A file or upload that is not a loadable policy checkpoint; the message says why."""
 
 
 def default_checkpoint_path() -> Path:

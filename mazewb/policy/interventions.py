@@ -32,11 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mazewb.errors import InterventionError  # noqa: F401 - re-exported
 from mazewb.policy.impala import check_hook_name
-
-
-class InterventionError(ValueError):
-    """An ill-formed intervention, or one that does not fit the hook point it names."""
 
 
 @dataclass(frozen=True)
