@@ -13,6 +13,7 @@ about ``5 * K * N`` multiply-adds for K chains of N squares.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,13 +136,39 @@ def hitting_probabilities(
     return np.clip(reached, 0.0, 1.0), alive_steps
 
 
+OUTCOME_EVENTS: tuple[tuple[str, str], ...] = (
+    ("p_cheese_direct", "reaches the cheese without visiting the top-right square first"),
+    ("p_top_right_then_cheese", "visits the top-right square first, then reaches the cheese"),
+    ("p_top_right_then_timeout", "visits the top-right square first, then times out"),
+    ("p_neither", "times out without visiting either"),
+)
+"""The four ways an episode can end, as ``(ExactOutcomes field, plain-language label)``: every
+episode ends in exactly one of them, so their probabilities add up to 1."""
+OUTCOME_DEFINITION = (
+    "An episode starts on the mouse's square, lasts at most 500 steps and ends when the mouse "
+    "reaches the cheese. It ends in exactly one of the four ways listed, so they add up to 1. "
+    '"Visits the top-right square first" means the mouse stands on the maze\'s top-right square '
+    "(row size-1, column size-1) before it ever reaches the cheese; it may still reach the cheese "
+    "afterwards. When the cheese is on the top-right square (or that square is a wall) the two "
+    "top-right rows are 0."
+)
+
+
 @dataclass(frozen=True)
 class ExactOutcomes:
     """Exact episode outcomes from ``maze.mouse`` under fixed move probabilities.
 
-    ``p_cheese``: P(reach the cheese within 500 steps), the game's success.
-    ``p_top_right``: P(reach the top-right square before the cheese, within 500 steps).
-    ``p_neither``: P(neither the cheese nor the top-right square within 500 steps).
+    The four mutually exclusive outcomes (they sum to 1, see ``OUTCOME_EVENTS``):
+    ``p_cheese_direct``: reach the cheese within 500 steps without standing on the top-right
+    square before; ``p_top_right_then_cheese``: stand on the top-right square, then reach the
+    cheese, all within 500 steps; ``p_top_right_then_timeout``: stand on the top-right square,
+    then time out; ``p_neither``: time out without standing on either.
+
+    The older, overlapping summaries, kept for compatibility:
+    ``p_cheese``: P(reach the cheese within 500 steps), the game's success
+    (= direct + top-right then cheese).
+    ``p_top_right``: P(reach the top-right square before the cheese, within 500 steps)
+    (= top-right then cheese + top-right then timeout).
     ``p_timeout``: P(the episode times out: no cheese within 500 steps) = 1 - p_cheese.
     ``expected_steps``: expected episode length, E[min(steps to cheese, 500)].
     """
@@ -151,6 +178,59 @@ class ExactOutcomes:
     p_neither: float
     p_timeout: float
     expected_steps: float
+    # Defaults only so that older positional construction still works; NaN says "not computed".
+    p_cheese_direct: float = math.nan
+    p_top_right_then_cheese: float = math.nan
+    p_top_right_then_timeout: float = math.nan
+
+    def partition(self) -> dict[str, float]:
+        """The four mutually exclusive outcomes, ``{label: probability}`` in ``OUTCOME_EVENTS``
+        order; the values add up to 1 (to float rounding)."""
+        return {label: float(getattr(self, name)) for name, label in OUTCOME_EVENTS}
+
+
+def _partition_walk(
+    chain: Chain, probs: np.ndarray, start: Square, cheese: Square | None, corner: Square | None, horizon: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One exact walk over (square, has the mouse stood on ``corner`` yet): column 0 is the walk
+    before the corner, column 1 after it; mass reaching the corner in column 0 moves to column
+    1, mass reaching the cheese leaves the walk. Returns ``(reached_cheese (2,), still_walking
+    (2,), expected_steps)`` by column. No mass is created or lost, so the four numbers add up
+    to 1 by construction (not by subtraction)."""
+    n = len(chain.cells)
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.shape != (n, len(MOVE_ORDER)):
+        raise ValueError(f"probs must have shape ({n}, 5), got {probs.shape}")
+    source, stays = _incoming(chain)
+    padded = np.concatenate([probs.T, np.zeros((len(MOVE_ORDER), 1))], axis=1)
+    weight = [padded[m][source[m]][:, None] for m in range(4)]
+    stay = (probs * stays).sum(axis=1)[:, None]
+    c = chain.index(cheese) if cheese is not None else None
+    t = chain.index(corner) if corner is not None else None
+    s = chain.index(start)
+    dist = np.zeros((n + 1, 2))  # row n: the always-empty padding square
+    dist[s, 1 if s == t else 0] = 1.0
+    ended = np.zeros(2)
+    if s == c:  # the mouse starts on the cheese: the episode is over at step 0
+        ended += dist[s]
+        dist[s] = 0.0
+    steps = 0.0
+    for _ in range(horizon):
+        mass = dist[:n].sum()
+        if mass < _NEGLIGIBLE:
+            break
+        steps += mass
+        new = dist[:n] * stay
+        for m in range(4):
+            new += dist[source[m]] * weight[m]
+        if c is not None:
+            ended += new[c]
+            new[c] = 0.0
+        if t is not None:
+            new[t, 1] += new[t, 0]
+            new[t, 0] = 0.0
+        dist[:n] = new
+    return ended, dist[:n].sum(axis=0), steps
 
 
 def exact_outcomes(maze: Maze, probs: np.ndarray, chain: Chain | None = None, horizon: int = HORIZON) -> ExactOutcomes:
@@ -160,40 +240,21 @@ def exact_outcomes(maze: Maze, probs: np.ndarray, chain: Chain | None = None, ho
     corner = maze.top_right
     cheese = maze.cheese
     corner_counts = maze.is_open(corner) and corner != cheese
-    # Three walks at once: to the cheese (episode length), to the corner before the cheese,
-    # and to the cheese before the corner (so that "neither" is exact, not 1 - the others).
-    targets: list[Square] = []
-    absorbing: list[list[Square]] = []
-    if cheese is not None:
-        targets.append(cheese)
-        absorbing.append([])
-    if corner_counts:
-        targets.append(corner)
-        absorbing.append([cheese] if cheese is not None else [])
-        if cheese is not None:
-            targets.append(cheese)
-            absorbing.append([corner])
-    if targets:
-        reach, alive = hitting_probabilities(
-            chain, probs, maze.mouse, targets, horizon=horizon, absorbing_per_target=absorbing
-        )
-    else:
-        reach, alive = np.zeros(0), np.zeros(0)
-    if cheese is not None:
-        p_cheese, steps = float(reach[0]), float(alive[0])
-    else:
-        p_cheese, steps = 0.0, float(horizon)
-    if corner_counts:
-        p_corner = float(reach[1 if cheese is not None else 0])
-        both = float(reach[2]) if cheese is not None else 0.0
-    else:
-        p_corner, both = 0.0, p_cheese
+    ended, walking, steps = _partition_walk(
+        chain, probs, maze.mouse, cheese, corner if corner_counts else None, horizon
+    )
+    # Sums of 500 float64 steps can overshoot 1 by an ulp or two; probabilities stay in [0, 1].
+    direct, corner_then_cheese = (float(v) for v in np.clip(ended, 0.0, 1.0))
+    neither, corner_then_timeout = (float(v) for v in np.clip(walking, 0.0, 1.0))
     return ExactOutcomes(
-        p_cheese=p_cheese,
-        p_top_right=p_corner,
-        p_neither=max(0.0, 1.0 - p_corner - both),
-        p_timeout=1.0 - p_cheese,
-        expected_steps=steps,
+        p_cheese=min(1.0, direct + corner_then_cheese),
+        p_top_right=min(1.0, corner_then_cheese + corner_then_timeout),
+        p_neither=neither,
+        p_timeout=min(1.0, neither + corner_then_timeout),
+        expected_steps=float(steps) if cheese is not None else float(horizon),
+        p_cheese_direct=direct,
+        p_top_right_then_cheese=corner_then_cheese,
+        p_top_right_then_timeout=corner_then_timeout,
     )
 
 

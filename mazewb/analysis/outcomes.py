@@ -10,11 +10,20 @@ level start); in the real game the sprite flips after horizontal moves, a 2-pixe
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
-from mazewb.analysis.chain import HORIZON, ExactOutcomes, build_chain, exact_outcomes, reach_probabilities
+from mazewb.analysis.chain import (
+    HORIZON,
+    OUTCOME_DEFINITION,
+    OUTCOME_EVENTS,
+    ExactOutcomes,
+    build_chain,
+    exact_outcomes,
+    reach_probabilities,
+)
 from mazewb.analysis.forward import Variant
 from mazewb.analysis.vfield import VectorField, vector_field
 from mazewb.maze.geometry import Square
@@ -25,12 +34,16 @@ from mazewb.policy import MOVES, ImpalaPolicy
 _OPPOSITE = {"LEFT": "RIGHT", "RIGHT": "LEFT", "UP": "DOWN", "DOWN": "UP"}
 
 __all__ = [
+    "OUTCOME_DEFINITION",
+    "OUTCOME_EVENTS",
     "ExactOutcomes",
     "cheese_probability_from_each",
     "field_outcomes",
     "normalized_path_probabilities",
+    "outcome_table",
     "outcomes",
     "outcomes_from_probs",
+    "p_reach_target",
     "reach_map",
 ]
 
@@ -59,6 +72,34 @@ def reach_map(field: VectorField, targets: Sequence[Square] | None = None) -> np
     steps) under ``field``; the cheese ends the episode, so other squares count only when
     reached before it. ``targets`` default to every open square (``maze.open_cells()`` order)."""
     return reach_probabilities(field.maze, field.chain_probs(), targets=targets)
+
+
+def p_reach_target(field: VectorField, target: Square, horizon: int = HORIZON) -> float:
+    """Exact P(the mouse, from ``maze.mouse``, stands on ``target`` within ``horizon`` steps)
+    under ``field`` (e.g. the patched field of a retargeting). The episode ends at the cheese,
+    so a target other than the cheese counts only when reached before it; the start square
+    itself counts at step 0 (1.0)."""
+    maze = field.maze
+    target = (int(target[0]), int(target[1]))
+    if not maze.is_open(target):
+        raise ValueError(f"target {target} is not an open square of the maze")
+    return float(reach_probabilities(maze, field.chain_probs(), horizon=horizon, targets=[target])[0])
+
+
+def outcome_table(results: ExactOutcomes | Mapping[str, ExactOutcomes]) -> pd.DataFrame:
+    """The four mutually exclusive outcomes (``OUTCOME_EVENTS``) as a table that adds up to 1:
+    one row per outcome plus a ``total`` row, one column per result (``results``: one
+    ``ExactOutcomes``, shown as column ``"P"``, or ``{name: outcomes}``, e.g. ``{"no patch":
+    base, "patched": patched}``); the row labels are the plain-language outcomes.
+    ``OUTCOME_DEFINITION`` says in words what "first" means; show it with the table."""
+    named = {"P": results} if isinstance(results, ExactOutcomes) else dict(results)
+    labels = [label for _, label in OUTCOME_EVENTS]
+    table = pd.DataFrame(
+        {name: [float(getattr(out, field)) for field, _ in OUTCOME_EVENTS] for name, out in named.items()},
+        index=pd.Index(labels, name="outcome"),
+    )
+    table.loc["total"] = table.sum(axis=0)
+    return table
 
 
 def cheese_probability_from_each(field: VectorField, horizon: int = HORIZON) -> np.ndarray:

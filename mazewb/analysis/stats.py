@@ -51,8 +51,50 @@ FEATURES: tuple[str, ...] = (
     "size",
 )
 """The candidate predictors (distances in squares or moves; ``size``: the maze's side)."""
-OUTCOME_COLUMNS = ("p_cheese", "p_top_right", "p_neither", "p_timeout", "expected_steps")
-_VERSION = 1  # bump when the table's definition changes, so old caches are not reused
+OUTCOME_COLUMNS = (
+    "p_cheese",
+    "p_top_right",
+    "p_neither",
+    "p_timeout",
+    "expected_steps",
+    "p_cheese_direct",
+    "p_top_right_then_cheese",
+    "p_top_right_then_timeout",
+)
+_VERSION = 2  # bump when the table's definition changes, so old caches are not reused
+
+
+GLOSSARY: dict[str, str] = {
+    "euc_ds_cheese": "straight-line distance (squares) from the decision square to the cheese",
+    "path_ds_cheese": "moves along the maze from the decision square to the cheese",
+    "euc_ds_tr": "straight-line distance (squares) from the decision square to the top-right square",
+    "path_ds_tr": "moves along the maze from the decision square to the top-right square",
+    "euc_ds_region": "straight-line distance (squares) from the decision square to the nearest open square "
+    "of the top-right region (the training cheese region)",
+    "path_ds_region": "moves from the decision square to the nearest open square of the top-right region",
+    "euc_cheese_tr": "straight-line distance (squares) from the cheese to the top-right square",
+    "path_cheese_tr": "moves along the maze from the cheese to the top-right square",
+    "euc_cheese_region": "straight-line distance (squares) from the cheese to the nearest open square "
+    "of the top-right region",
+    "path_cheese_region": "moves from the cheese to the nearest open square of the top-right region",
+    "size": "the maze's side in squares (3 to 25)",
+    "p_cheese_ds": "P(first move towards the cheese), the mouse on the decision square",
+    "p_top_right_ds": "P(first move towards the top-right square), the mouse on the decision square",
+    "p_other_ds": "P(any other move), the mouse on the decision square",
+    "chooses_cheese": "P(cheese move) > P(top-right move) at the decision square",
+    "logit_p_cheese_ds": "log(p / (1 - p)) of P(cheese move | decision square)",
+    "p_cheese": "exact P(reach the cheese within 500 steps) from the start",
+    "p_top_right": "exact P(stand on the top-right square before the cheese, within 500 steps)",
+    "p_neither": "exact P(time out without visiting the cheese or the top-right square)",
+    "p_timeout": "exact P(no cheese within 500 steps)",
+    "expected_steps": "exact expected episode length (steps, at most 500)",
+    "p_cheese_direct": "exact P(reach the cheese without visiting the top-right square first)",
+    "p_top_right_then_cheese": "exact P(visit the top-right square first, then reach the cheese)",
+    "p_top_right_then_timeout": "exact P(visit the top-right square first, then time out)",
+}
+"""A one-line meaning for every feature and column name of the behaviour table. "Decision
+square": the last square shared by the paths from the start to the cheese and to the top-right
+square; "top-right region": the maze's top-right ``region x region`` squares (default 5x5)."""
 
 
 def qualifies(maze: Maze, region: int = 5) -> bool:
@@ -226,6 +268,8 @@ class BehaviourStats:
     (1 = uncorrelated with the others; above ~5-10, collinear). ``linear_coefficients``,
     ``linear_r2_train``, ``linear_r2_test``: ordinary least squares of ``logit_p_cheese_ds`` on
     the same z-scored features. ``summary``: counts, mean/median probabilities, outcome means.
+    ``warnings``: plain-language reasons not to trust these numbers (tiny held-out set,
+    negative R², accuracy at or below the baseline, infinite or large VIFs); empty when none.
     """
 
     n_train: int
@@ -238,6 +282,21 @@ class BehaviourStats:
     linear_r2_train: float
     linear_r2_test: float
     summary: dict[str, float]
+    warnings: tuple[str, ...] = ()
+
+    def table(self) -> pd.DataFrame:
+        """One row per feature: its ``meaning`` (``GLOSSARY``), the logistic and linear
+        coefficients and the VIF."""
+        names = list(self.coefficients.index)
+        return pd.DataFrame(
+            {
+                "meaning": [GLOSSARY.get(n, "") for n in names],
+                "logistic_coef": self.coefficients.to_numpy(),
+                "linear_coef": self.linear_coefficients.reindex(names).to_numpy(),
+                "vif": self.vif.reindex(names).to_numpy(),
+            },
+            index=pd.Index(names, name="feature"),
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -251,6 +310,7 @@ class BehaviourStats:
             "linear_r2_train": self.linear_r2_train,
             "linear_r2_test": self.linear_r2_test,
             "summary": self.summary,
+            "warnings": list(self.warnings),
         }
 
 
@@ -268,6 +328,87 @@ def variance_inflation(features: np.ndarray) -> np.ndarray:
         r2 = 1.0 - (resid @ resid) / total if total > 0 else 1.0
         out[j] = np.inf if r2 >= 1.0 - 1e-12 else 1.0 / (1.0 - r2)
     return out
+
+
+_MIN_HELD_OUT = 30  # below this, one maze moves held-out accuracy by more than 3 points
+_PER_FEATURE = 10  # the usual rule of thumb: ten observations per predictor
+_HIGH_VIF = 10.0
+_TREE_IDENTITY = ("path_ds_cheese", "path_ds_tr", "path_cheese_tr")
+
+
+def regression_warnings(
+    *,
+    n_train: int,
+    n_test: int,
+    accuracy: float,
+    baseline: float,
+    linear_r2_test: float,
+    vif: pd.Series,
+    constant: Sequence[str] = (),
+    one_class: bool = False,
+) -> tuple[str, ...]:
+    """Plain-language warnings about a regression result: a tiny held-out set, too few training
+    mazes per feature, accuracy at or below the always-majority baseline, a negative or
+    undefined held-out R², constant features, infinite VIFs (exact collinearity) and large VIFs."""
+    out: list[str] = []
+    k = len(vif)
+    if n_test < _MIN_HELD_OUT:
+        out.append(
+            f"Only {n_test} mazes are held out: held-out accuracy moves in steps of {1 / max(n_test, 1):.2f} "
+            f"and R² is very noisy. Use more mazes (about {4 * _MIN_HELD_OUT} or more, so that "
+            f"{_MIN_HELD_OUT} are held out)."
+        )
+    if n_train < _PER_FEATURE * k:
+        out.append(
+            f"Only {n_train} training mazes for {k} features: the fits can follow noise "
+            f"(a rule of thumb asks for {_PER_FEATURE} mazes per feature, {_PER_FEATURE * k} here)."
+        )
+    if one_class:
+        out.append(
+            "Every training maze makes the same choice at the decision square: there is nothing to "
+            "predict, so the logistic regression is just the baseline and its coefficients are 0."
+        )
+    elif accuracy < baseline:
+        out.append(
+            f"Held-out accuracy {accuracy:.3f} is below the always-majority baseline {baseline:.3f}: "
+            "the logistic regression predicts worse than always guessing the commoner choice. "
+            "Do not read its coefficients."
+        )
+    elif accuracy == baseline:
+        out.append(
+            f"Held-out accuracy {accuracy:.3f} equals the always-majority baseline: the logistic "
+            "regression adds nothing over always guessing the commoner choice."
+        )
+    if math.isnan(linear_r2_test):
+        out.append("Held-out R² is undefined: P(cheese | decision square) is the same for every held-out maze.")
+    elif linear_r2_test < 0:
+        out.append(
+            f"Held-out R² is {linear_r2_test:.3g} (negative): the linear fit predicts the held-out mazes "
+            "worse than their own mean would. It is overfitted (too few mazes) or the features do not "
+            "explain the logit linearly; do not read its coefficients."
+        )
+    if constant:
+        out.append(f"{', '.join(constant)}: the same in every maze, so it carries no information here.")
+    infinite = [f for f in vif.index[np.isinf(vif.to_numpy())] if f not in constant]
+    if infinite:
+        why = (
+            " In a tree maze the decision square lies on the path from the cheese to the top-right "
+            "square, so path_ds_cheese + path_ds_tr = path_cheese_tr exactly."
+            if all(f in infinite for f in _TREE_IDENTITY)
+            else ""
+        )
+        out.append(
+            f"VIF is infinite for {', '.join(infinite)}: these features are exact combinations of "
+            f"others (exact collinearity).{why} Their separate coefficients are not identifiable; "
+            "read them as a group, or drop one."
+        )
+    high = [f for f, v in vif.items() if _HIGH_VIF < v < math.inf]
+    if high:
+        out.append(
+            f"VIF above {_HIGH_VIF:g} for {', '.join(high)}: strongly collinear, so their separate "
+            "coefficients are unstable."
+        )
+    return tuple(out)
 
 
 def _l1_logistic(c: float):  # noqa: ANN202 - sklearn estimator
@@ -321,6 +462,18 @@ def behaviour_regressions(
         total = ((logit[rows] - logit[rows].mean()) ** 2).sum()
         return float(1.0 - (resid @ resid) / total) if total > 0 else float("nan")
 
+    vif = pd.Series(variance_inflation(x), index=features)
+    r2_test = r2(test)
+    found = regression_warnings(
+        n_train=len(train),
+        n_test=len(test),
+        accuracy=accuracy,
+        baseline=baseline,
+        linear_r2_test=r2_test,
+        vif=vif,
+        constant=[f for f, sd in zip(features, x.std(axis=0), strict=True) if sd == 0],
+        one_class=len(set(y[train])) < 2,
+    )
     summary: dict[str, float] = {
         "n_mazes": float(len(data)),
         "mean_p_cheese_ds": float(data["p_cheese_ds"].mean()),
@@ -337,9 +490,10 @@ def behaviour_regressions(
         accuracy=accuracy,
         baseline=baseline,
         coefficients=pd.Series(coefs, index=features),
-        vif=pd.Series(variance_inflation(x), index=features),
+        vif=vif,
         linear_coefficients=pd.Series(beta[1:], index=features),
         linear_r2_train=r2(train),
-        linear_r2_test=r2(test),
+        linear_r2_test=r2_test,
         summary=summary,
+        warnings=found,
     )

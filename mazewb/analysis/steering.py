@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from mazewb.analysis.chain import build_chain, reach_probabilities
+from mazewb.analysis.chain import ExactOutcomes, build_chain, reach_probabilities
 from mazewb.analysis.forward import (
     BATCH_SIZE,
     DEFAULT_LAYER,
@@ -29,14 +29,14 @@ from mazewb.analysis.forward import (
     observations_of_states,
     to_input,
 )
-from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, reach_map
+from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, p_reach_target, reach_map
 from mazewb.analysis.vfield import VectorField, decision_choice, vector_fields
 from mazewb.maze.bridge import maze_to_state
 from mazewb.maze.geometry import WORLD_DIM, Square, square_to_cell, square_to_world
 from mazewb.maze.graph import decision_square
 from mazewb.maze.grid import Maze
 from mazewb.maze.procgen_state import GRID_OPEN, write_state
-from mazewb.policy import AddVector, ImpalaPolicy, ReplaceChannels, SetChannels, resume_point
+from mazewb.policy import AddVector, ImpalaPolicy, Intervention, ReplaceChannels, SetChannels, resume_point
 
 CHEESE_CHANNELS_TURNER = (7, 8, 42, 44, 55, 77, 82, 88, 89, 99, 113)
 """Cheese-tracking channels of ``block2.res1.resadd_out`` found by eye in Langosco et al.'s
@@ -322,4 +322,60 @@ def retargeting_map(
         p_reach_baseline=reach_map(base, targets) if targets else np.zeros(0),
         path_prob=path,
         path_prob_baseline=normalized_path_probabilities(base, targets) if targets else np.zeros(0),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RetargetOutcome:
+    """One retargeting, solved exactly: ``p_reach``, P(the patched agent stands on ``target``
+    within 500 steps, before the episode ends at the cheese), and ``p_reach_baseline``, the
+    same without the retargeting patch (other interventions kept); the normalized path
+    probabilities of both; and the full episode outcomes of both."""
+
+    maze: Maze
+    target: Square
+    p_reach: float
+    p_reach_baseline: float
+    path_prob: float
+    path_prob_baseline: float
+    outcomes: ExactOutcomes
+    outcomes_baseline: ExactOutcomes
+
+    def table(self) -> pd.DataFrame:
+        """Rows ``p_reach`` and ``path_prob``; columns ``retargeted`` and ``no retargeting``."""
+        return pd.DataFrame(
+            {
+                "retargeted": [self.p_reach, self.path_prob],
+                "no retargeting": [self.p_reach_baseline, self.path_prob_baseline],
+            },
+            index=pd.Index(["p_reach", "path_prob"], name=f"target {self.target}"),
+        )
+
+
+def retarget_outcome(
+    policy: ImpalaPolicy,
+    maze: Maze,
+    target: Square,
+    channels: Sequence[int],
+    value: float,
+    layer: str = DEFAULT_LAYER,
+    interventions: Sequence[Intervention] = (),
+    *,
+    batch_size: int = BATCH_SIZE,
+) -> RetargetOutcome:
+    """Retarget to ``target`` (``retarget(...)``, added to ``interventions``) and solve exactly
+    how often the agent then gets there; the baseline is ``interventions`` alone. Two vector
+    fields in one batched call (the layers before the first intervention run once)."""
+    target = (int(target[0]), int(target[1]))
+    patch = retarget(policy, maze, target, channels, value, layer)
+    base, patched = vector_fields(policy, maze, [tuple(interventions), (*interventions, patch)], batch_size=batch_size)
+    return RetargetOutcome(
+        maze=maze,
+        target=target,
+        p_reach=p_reach_target(patched, target),
+        p_reach_baseline=p_reach_target(base, target),
+        path_prob=float(normalized_path_probabilities(patched, [target])[0]),
+        path_prob_baseline=float(normalized_path_probabilities(base, [target])[0]),
+        outcomes=field_outcomes(patched),
+        outcomes_baseline=field_outcomes(base),
     )
