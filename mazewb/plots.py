@@ -9,7 +9,8 @@ coordinates, row 0 at the top like the image.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,14 @@ from plotly.subplots import make_subplots
 
 from mazewb.analysis.activations import square_values
 from mazewb.analysis.attribution import Attribution
+from mazewb.analysis.chain import OUTCOME_DEFINITION, OUTCOME_EVENTS, ExactOutcomes
+from mazewb.analysis.outcomes import outcome_table
 from mazewb.analysis.rollouts import Trajectory
-from mazewb.analysis.stats import BehaviourStats
+from mazewb.analysis.stats import GLOSSARY, BehaviourStats
 from mazewb.analysis.steering import RetargetingMap
 from mazewb.analysis.vfield import VectorField, VectorFieldDiff
-from mazewb.maze.geometry import Square, square_to_cell
+from mazewb.errors import MazeError
+from mazewb.maze.geometry import Square, square_to_cell, top_right_region_span
 from mazewb.maze.graph import decision_square
 from mazewb.maze.grid import Maze
 from mazewb.policy import MOVES
@@ -32,6 +36,11 @@ OPEN_COLOUR = "#f4f1e8"
 CHEESE_COLOUR = "#f2c12e"
 MOUSE_COLOUR = "#7a6a5a"
 ARROW_COLOUR = "#1f4e99"
+REGION_COLOUR = "#d35400"
+TARGET_COLOUR = "#2e8b57"
+OUTCOME_COLOURS = ("#f2c12e", "#8fbc5a", "#c0392b", "#95a5a6")  # in OUTCOME_EVENTS order
+REGION_NAME = "training cheese region"
+TARGET_NAME = "retarget square"
 _DIRECTIONS = {"LEFT": (-1.0, 0.0), "DOWN": (0.0, -1.0), "UP": (0.0, 1.0), "RIGHT": (1.0, 0.0)}
 
 
@@ -103,6 +112,53 @@ def _markers(maze: Maze, show_mouse: bool = True) -> list[go.Scatter]:
     return traces
 
 
+def _region_trace(maze: Maze, region: int) -> go.Scatter:
+    """The outline of the maze's top-right ``region x region`` squares (the cheese region the
+    agent was trained with), drawn along the squares' outer edges."""
+    lo, hi = top_right_region_span(maze.size, region)
+    a, b = lo - 0.5, hi + 0.5
+    n = hi - lo + 1
+    return go.Scatter(
+        x=[a, b, b, a, a],
+        y=[a, a, b, b, a],
+        mode="lines",
+        name=f"{REGION_NAME} (top-right {n}x{n})",
+        line={"color": REGION_COLOUR, "width": 3, "dash": "dash"},
+        hoverinfo="skip",
+    )
+
+
+def _target_trace(target: Square) -> go.Scatter:
+    """A box around a retargeting target square."""
+    r, c = int(target[0]), int(target[1])
+    h = 0.45
+    return go.Scatter(
+        x=[c - h, c + h, c + h, c - h, c - h],
+        y=[r - h, r - h, r + h, r + h, r - h],
+        mode="lines",
+        name=TARGET_NAME,
+        line={"color": TARGET_COLOUR, "width": 3},
+        hovertemplate=f"retarget square ({r}, {c})<extra></extra>",
+    )
+
+
+def _overlays(maze: Maze, region: int | None, target: Square | None) -> list[go.Scatter]:
+    """The optional region outline and target box, in that order."""
+    traces = []
+    if region is not None:
+        traces.append(_region_trace(maze, region))
+    if target is not None:
+        if not maze.in_bounds(tuple(target)):
+            raise MazeError(f"target {tuple(target)} is outside the {maze.size}x{maze.size} maze")
+        traces.append(_target_trace(target))
+    return traces
+
+
+def _wrap(text: str, width: int = 110) -> str:
+    """Plain text as plotly annotation text, broken into lines of at most ``width`` characters."""
+    return "<br>".join(textwrap.wrap(text, width))
+
+
 def _square_layout(
     fig: go.Figure, size: int, title: str | None, row: int | None = None, col: int | None = None
 ) -> None:
@@ -122,9 +178,13 @@ def _square_layout(
         fig.update_yaxes(**axis, scaleanchor=anchor, scaleratio=1, row=row, col=col)
 
 
-def maze_figure(maze: Maze, title: str | None = None) -> go.Figure:
-    """The maze: walls dark, open squares light, cheese, top-right square, decision square, mouse."""
-    fig = go.Figure([_walls_trace(maze), *_markers(maze)])
+def maze_figure(
+    maze: Maze, title: str | None = None, *, region: int | None = None, target: Square | None = None
+) -> go.Figure:
+    """The maze: walls dark, open squares light, cheese, top-right square, decision square, mouse.
+    ``region``: outline the top-right ``region x region`` squares (the agent's training cheese
+    region); ``target``: box a retargeting square."""
+    fig = go.Figure([_walls_trace(maze), *_markers(maze), *_overlays(maze, region, target)])
     _square_layout(fig, maze.size, title)
     return fig
 
@@ -152,10 +212,18 @@ def _arrow_segments(x0: np.ndarray, y0: np.ndarray, dx: np.ndarray, dy: np.ndarr
     return xs, ys
 
 
-def vector_field_figure(field: VectorField, mode: str = "moves", title: str | None = None) -> go.Figure:
+def vector_field_figure(
+    field: VectorField,
+    mode: str = "moves",
+    title: str | None = None,
+    *,
+    target: Square | None = None,
+    region: int | None = None,
+) -> go.Figure:
     """The maze with the policy's arrows. ``mode="moves"``: one arrow per move, length = its
     probability (half a square at probability 1), NOOP as a dot of matching size; ``"net"``:
-    one arrow per square, ``(p_right - p_left, p_up - p_down)``."""
+    one arrow per square, ``(p_right - p_left, p_up - p_down)``. ``target``: box the
+    retargeting square; ``region``: outline the training cheese region."""
     maze = field.maze
     fig = go.Figure([_walls_trace(maze)])
     x0 = field.cells[:, 1].astype(float)
@@ -197,15 +265,18 @@ def vector_field_figure(field: VectorField, mode: str = "moves", title: str | No
             x=x0, y=y0, mode="markers", marker={"size": 14, "opacity": 0}, text=text, hoverinfo="text", showlegend=False
         )
     )
-    for trace in _markers(maze, show_mouse=False):
+    for trace in [*_markers(maze, show_mouse=False), *_overlays(maze, region, target)]:
         fig.add_trace(trace)
     _square_layout(fig, maze.size, title)
     return fig
 
 
-def vector_field_diff_figure(diff: VectorFieldDiff, title: str | None = None) -> go.Figure:
+def vector_field_diff_figure(
+    diff: VectorFieldDiff, title: str | None = None, *, target: Square | None = None, region: int | None = None
+) -> go.Figure:
     """Patched minus original: the total-variation distance per square as a heatmap, with the
-    difference of the net arrows drawn on top (red)."""
+    difference of the net arrows drawn on top (red). ``target``: box the retargeting square;
+    ``region``: outline the training cheese region."""
     maze = diff.maze
     tv = np.full((maze.size, maze.size), np.nan)
     tv[diff.cells[:, 0], diff.cells[:, 1]] = diff.tv
@@ -225,7 +296,7 @@ def vector_field_diff_figure(diff: VectorFieldDiff, title: str | None = None) ->
     net = diff.net() * 0.9
     xs, ys = _arrow_segments(diff.cells[:, 1].astype(float), diff.cells[:, 0].astype(float), net[:, 0], net[:, 1])
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="change", line={"color": "#b03a2e", "width": 1.5}))
-    for trace in _markers(maze, show_mouse=False):
+    for trace in [*_markers(maze, show_mouse=False), *_overlays(maze, region, target)]:
         fig.add_trace(trace)
     _square_layout(fig, maze.size, title or f"patched - original (mean total-variation distance {diff.mean_tv:.3g})")
     return fig
@@ -240,9 +311,13 @@ def square_heatmap_figure(
     zmin: float | None = None,
     zmax: float | None = None,
     label: str = "value",
+    *,
+    region: int | None = None,
+    target: Square | None = None,
 ) -> go.Figure:
     """Any per-square scalar over the maze. ``values``: (size, size) indexed ``[row, col]`` (row 0
-    at the bottom; NaN where undefined) or a ``{square: value}`` dict. Walls are drawn dark."""
+    at the bottom; NaN where undefined) or a ``{square: value}`` dict. Walls are drawn dark.
+    ``region``: outline the training cheese region; ``target``: box a retargeting square."""
     if isinstance(values, dict):
         grid = np.full((maze.size, maze.size), np.nan)
         for (r, c), v in values.items():
@@ -263,7 +338,7 @@ def square_heatmap_figure(
             hovertemplate="square (%{y}, %{x})<br>%{z:.4g}<extra></extra>",
         )
     )
-    for trace in _markers(maze):
+    for trace in [*_markers(maze), *_overlays(maze, region, target)]:
         fig.add_trace(trace)
     _square_layout(fig, maze.size, title)
     return fig
@@ -279,17 +354,21 @@ def channel_map_figure(
     aligned: bool = False,
     zmid: float | None = None,
     label: str = "activation",
+    *,
+    region: int | None = None,
 ) -> go.Figure:
     """One channel's map (or any (H, W) map over activation cells, named ``label``).
     ``aligned=False``: the raw (H, W) activation grid (row 0 at the top),
     with the cells of the cheese (diamond), mouse (circle) and top-right square (star) marked
     when ``maze`` is given. ``aligned=True``: sampled at every square of ``maze`` (the cell holding
-    each square's centre) and drawn over the maze."""
+    each square's centre) and drawn over the maze; ``region`` then outlines the training cheese
+    region."""
     amap = np.asarray(amap)
     if aligned:
         if maze is None:
             raise ValueError("an aligned channel map needs the maze")
-        return square_heatmap_figure(maze, square_values(maze, amap), title, "RdBu_r", zmid=zmid or 0.0, label=label)
+        values = square_values(maze, amap)
+        return square_heatmap_figure(maze, values, title, "RdBu_r", zmid=zmid or 0.0, label=label, region=region)
     height, width = amap.shape
     fig = go.Figure(
         go.Heatmap(
@@ -411,8 +490,9 @@ def steering_grid_figure(sweep: pd.DataFrame, statistic: str = "mean", title: st
     return fig
 
 
-def retargeting_figure(result: RetargetingMap, title: str | None = None) -> go.Figure:
-    """Exact P(reach each square) when retargeted to it, the unpatched baseline, and the gain."""
+def retargeting_figure(result: RetargetingMap, title: str | None = None, *, region: int | None = None) -> go.Figure:
+    """Exact P(reach each square) when retargeted to it, the unpatched baseline, and the gain;
+    ``region`` outlines the training cheese region in each panel."""
     maze = result.maze
     grids = []
     for values in (result.p_reach, result.p_reach_baseline, result.p_reach - result.p_reach_baseline):
@@ -442,6 +522,8 @@ def retargeting_figure(result: RetargetingMap, title: str | None = None) -> go.F
             row=1,
             col=k + 1,
         )
+        for trace in _overlays(maze, region, None):
+            fig.add_trace(trace, row=1, col=k + 1)
         _square_layout(fig, maze.size, None, row=1, col=k + 1)
     fig.update_layout(
         title=title or "Retargeting: exact P(reach square within 500 steps)",
@@ -551,29 +633,257 @@ def region_curve_figure(table: pd.DataFrame, title: str | None = None) -> go.Fig
 # --- statistics and rollouts ------------------------------------------------------------------------
 
 
+def _warnings_text(warnings: Sequence[str]) -> str:
+    return "<br>".join("⚠ " + _wrap(w, 120).replace("<br>", "<br>   ") for w in warnings)
+
+
 def behaviour_figure(stats: BehaviourStats, title: str | None = None) -> go.Figure:
-    """L1-logistic coefficients (z-scored features) and their VIFs."""
+    """L1-logistic coefficients (z-scored features) and their VIFs; hovering a bar explains the
+    feature (``GLOSSARY``); the result's warnings (tiny held-out set, negative R², accuracy
+    below the baseline, infinite VIFs) are printed under the bars."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["logistic coefficient (z-scored)", "VIF (log scale)"])
     names = list(stats.coefficients.index)
-    fig.add_trace(go.Bar(x=stats.coefficients.to_numpy(), y=names, orientation="h", showlegend=False), row=1, col=1)
-    vif = np.minimum(stats.vif.to_numpy(), 1e6)  # exact collinearity (inf) drawn at 1e6
-    fig.add_trace(go.Bar(x=vif, y=names, orientation="h", showlegend=False), row=1, col=2)
+    meanings = [GLOSSARY.get(n, "") for n in names]
+    fig.add_trace(
+        go.Bar(
+            x=stats.coefficients.to_numpy(),
+            y=names,
+            orientation="h",
+            showlegend=False,
+            customdata=meanings,
+            hovertemplate="%{y}: %{customdata}<br>coefficient %{x:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    raw = stats.vif.reindex(names).to_numpy()
+    vif = np.minimum(raw, 1e6)  # exact collinearity (inf) drawn at 1e6 and labelled "inf"
+    fig.add_trace(
+        go.Bar(
+            x=vif,
+            y=names,
+            orientation="h",
+            showlegend=False,
+            text=["inf" if np.isinf(v) else "" for v in raw],
+            textposition="inside",
+            customdata=[f"{v:.3g}" for v in raw],
+            hovertemplate="%{y}: VIF %{customdata}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_xaxes(type="log", row=1, col=2)
+    height = 420
+    if stats.warnings:
+        lines = sum(_wrap(w, 120).count("<br>") + 1 for w in stats.warnings)
+        height += 18 * lines + 30
+        fig.add_annotation(
+            text=_warnings_text(stats.warnings),
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=-0.12,
+            xanchor="left",
+            yanchor="top",
+            align="left",
+            showarrow=False,
+            font={"color": "#a04000", "size": 12},
+        )
+        fig.update_layout(margin={"b": 18 * lines + 80})
     fig.update_layout(
         title=title
         or f"What predicts going for the cheese: held-out accuracy {stats.accuracy:.3f} "
         f"vs always-majority {stats.baseline:.3f}",
-        height=420,
+        height=height,
     )
     return fig
 
 
+def behaviour_table_figure(stats: BehaviourStats, title: str | None = None) -> go.Figure:
+    """The regression result as a table: every feature with its one-line meaning, logistic and
+    linear coefficients and VIF ("inf": exact collinearity), the held-out scores, and the
+    result's warnings above the table."""
+    table = stats.table()
+    header = ["feature", "meaning", "logistic coef", "linear coef", "VIF"]
+    cells = [
+        list(table.index),
+        list(table["meaning"]),
+        [f"{v:+.3f}" for v in table["logistic_coef"]],
+        [f"{v:+.3f}" for v in table["linear_coef"]],
+        ["inf" if np.isinf(v) else f"{v:.3g}" for v in table["vif"]],
+    ]
+    fig = go.Figure(
+        go.Table(
+            columnwidth=[1.3, 4.5, 1, 1, 0.8],
+            header={"values": header, "align": "left", "fill_color": "#e8e4d8"},
+            cells={"values": cells, "align": "left", "height": 24},
+        )
+    )
+    scores = (
+        f"{stats.n_train} training / {stats.n_test} held-out mazes; held-out accuracy {stats.accuracy:.3f} "
+        f"(always-majority {stats.baseline:.3f}); linear R² train {stats.linear_r2_train:.3f}, "
+        f"held-out {stats.linear_r2_test:.3f}"
+    )
+    lines = 1 + sum(_wrap(w, 120).count("<br>") + 1 for w in stats.warnings)
+    fig.update_layout(
+        title={"text": title or "Behavioural statistics: what predicts going for the cheese", "y": 0.98},
+        height=90 + 18 * lines + 26 * (len(table) + 1) + 40,
+        margin={"t": 60 + 18 * lines, "l": 10, "r": 10, "b": 10},
+    )
+    fig.add_annotation(
+        text=scores + ("<br>" + _warnings_text(stats.warnings) if stats.warnings else ""),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=1.0,
+        yanchor="bottom",
+        xanchor="left",
+        align="left",
+        showarrow=False,
+        font={"size": 12, "color": "#a04000" if stats.warnings else "#333"},
+    )
+    return fig
+
+
+# --- outcomes -------------------------------------------------------------------------------------------
+
+
+def _named_outcomes(results: ExactOutcomes | Mapping[str, ExactOutcomes]) -> dict[str, ExactOutcomes]:
+    return {"P": results} if isinstance(results, ExactOutcomes) else dict(results)
+
+
+def outcomes_figure(results: ExactOutcomes | Mapping[str, ExactOutcomes], title: str | None = None) -> go.Figure:
+    """The four mutually exclusive outcomes of an episode as one stacked bar per result
+    (``{"no patch": base, "patched": patched}`` or one ``ExactOutcomes``), each bar adding up
+    to 1, with the definition of "first" written under it."""
+    named = _named_outcomes(results)
+    names = list(named)
+    fig = go.Figure()
+    for (field, label), colour in zip(OUTCOME_EVENTS, OUTCOME_COLOURS, strict=True):
+        values = [float(getattr(named[n], field)) for n in names]
+        fig.add_trace(
+            go.Bar(
+                x=values,
+                y=names,
+                orientation="h",
+                name=label,
+                marker_color=colour,
+                text=[f"{v:.3f}" if v >= 0.04 else "" for v in values],
+                textposition="inside",
+                hovertemplate=f"{label}: %{{x:.4f}}<extra>%{{y}}</extra>",
+            )
+        )
+    fig.add_annotation(
+        text=_wrap(OUTCOME_DEFINITION, 120),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.5,
+        xanchor="left",
+        yanchor="top",
+        align="left",
+        showarrow=False,
+        font={"size": 11, "color": "#444"},
+    )
+    fig.update_layout(
+        barmode="stack",
+        title=title or "How the episode ends (exact; the four outcomes add up to 1)",
+        xaxis={"range": [0, 1], "title": "probability"},
+        yaxis={"type": "category", "autorange": "reversed"},
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        height=260 + 40 * len(names),
+        margin={"b": 170},
+    )
+    return fig
+
+
+def outcomes_table_figure(results: ExactOutcomes | Mapping[str, ExactOutcomes], title: str | None = None) -> go.Figure:
+    """The four mutually exclusive outcomes (``outcome_table``) as a table with a total row of
+    1.000 per column and the definition of "first" above it."""
+    table = outcome_table(results)
+    values = [list(table.index)] + [[f"{v:.3f}" for v in table[c]] for c in table.columns]
+    bold = ["<b>total</b>" if i == "total" else i for i in table.index]
+    values[0] = bold
+    fig = go.Figure(
+        go.Table(
+            columnwidth=[4] + [1] * len(table.columns),
+            header={"values": ["outcome", *table.columns], "align": "left", "fill_color": "#e8e4d8"},
+            cells={"values": values, "align": "left", "height": 24},
+        )
+    )
+    fig.update_layout(
+        title={"text": title or "How the episode ends (exact)", "y": 0.97},
+        height=300,
+        margin={"t": 110, "l": 10, "r": 10, "b": 10},
+    )
+    fig.add_annotation(
+        text=_wrap(OUTCOME_DEFINITION, 120),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=1.0,
+        yanchor="bottom",
+        xanchor="left",
+        align="left",
+        showarrow=False,
+        font={"size": 11, "color": "#444"},
+    )
+    return fig
+
+
+# --- episodes -------------------------------------------------------------------------------------------
+
+
+def _wall_shapes(maze: Maze) -> list[dict]:
+    """The maze as layout rectangles below the traces: the open background, then one rectangle
+    per horizontal run of walls. Plotly's frame animation (without a full redraw) drops
+    heatmaps and filled traces from the picture but never touches layout shapes, so an episode
+    animation drawn this way keeps its walls."""
+    size = maze.size
+
+    def rect(r0: float, r1: float, c0: float, c1: float, colour: str, pad: float = 0.0) -> dict:
+        # ``pad``: wall rectangles overlap their neighbours slightly, so no seam shows between rows.
+        return {
+            "type": "rect",
+            "xref": "x",
+            "yref": "y",
+            "x0": c0 - 0.5 - pad,
+            "x1": c1 + 0.5 + pad,
+            "y0": r0 - 0.5 - pad,
+            "y1": r1 + 0.5 + pad,
+            "fillcolor": colour,
+            "line": {"width": 0},
+            "layer": "below",
+        }
+
+    shapes = [rect(0, size - 1, 0, size - 1, OPEN_COLOUR)]
+    for r in range(size):
+        c = 0
+        while c < size:
+            if maze.walls[r][c]:
+                start = c
+                while c + 1 < size and maze.walls[r][c + 1]:
+                    c += 1
+                shapes.append(rect(r, r, start, c, WALL_COLOUR, pad=0.02))
+            c += 1
+    return shapes
+
+
 def trajectory_figure(
-    maze: Maze, trajectories: Sequence[Trajectory], title: str | None = None, animate: bool = False
+    maze: Maze,
+    trajectories: Sequence[Trajectory],
+    title: str | None = None,
+    animate: bool = False,
+    *,
+    region: int | None = None,
 ) -> go.Figure:
     """Sampled episodes drawn over the maze (slightly jittered so overlapping paths show).
-    ``animate``: the first trajectory as an animation, one frame per step."""
-    fig = maze_figure(maze, title)
+    ``animate``: the first trajectory as an animation, one frame per step. The walls are
+    layout shapes, so they stay drawn while the animation plays. ``region``: outline the
+    training cheese region."""
+    fig = go.Figure([*_markers(maze), *_overlays(maze, region, None)])
+    _square_layout(fig, maze.size, title)
+    fig.update_layout(shapes=_wall_shapes(maze))
     rng = np.random.default_rng(0)
     for k, traj in enumerate(trajectories):
         pts = np.array(traj.squares, dtype=float)

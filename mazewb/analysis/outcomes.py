@@ -26,6 +26,7 @@ from mazewb.analysis.chain import (
 )
 from mazewb.analysis.forward import Variant
 from mazewb.analysis.vfield import VectorField, vector_field
+from mazewb.errors import MazeError
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import distances_from, optimal_moves, step
 from mazewb.maze.grid import Maze
@@ -82,7 +83,7 @@ def p_reach_target(field: VectorField, target: Square, horizon: int = HORIZON) -
     maze = field.maze
     target = (int(target[0]), int(target[1]))
     if not maze.is_open(target):
-        raise ValueError(f"target {target} is not an open square of the maze")
+        raise MazeError(f"target {target} is not an open square of the {maze.size}x{maze.size} maze")
     return float(reach_probabilities(maze, field.chain_probs(), horizon=horizon, targets=[target])[0])
 
 

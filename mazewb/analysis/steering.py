@@ -31,6 +31,7 @@ from mazewb.analysis.forward import (
 )
 from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, p_reach_target, reach_map
 from mazewb.analysis.vfield import VectorField, decision_choice, vector_fields
+from mazewb.errors import MazeError
 from mazewb.maze.bridge import maze_to_state
 from mazewb.maze.geometry import WORLD_DIM, Square, square_to_cell, square_to_world
 from mazewb.maze.graph import decision_square
@@ -248,7 +249,7 @@ def retarget(
     if len(shape) != 3:
         raise ValueError(f"{layer} is flat {shape}: retargeting needs a (C, H, W) layer")
     if not maze.is_open(target):
-        raise ValueError(f"target {tuple(target)} is not an open square of the maze")
+        raise MazeError(f"target {tuple(target)} is not an open square of the {maze.size}x{maze.size} maze")
     cell = square_to_cell(target, maze.size, shape[-1])
     return SetChannels(layer, tuple(channels), (cell,), float(value))
 

@@ -15,6 +15,8 @@ Conventions (see the architecture notes):
 
 from __future__ import annotations
 
+from mazewb.errors import MazeError
+
 WORLD_DIM = 25
 OBS_PIXELS = 64
 FRAME_PIXELS = 512
@@ -72,3 +74,13 @@ def pixel_to_square(prow: float, pcol: float, size: int, pixels: int) -> Square:
     wrow = WORLD_DIM - 1 - int(prow // per_tile)
     wcol = int(pcol // per_tile)
     return world_to_square((wrow, wcol), size)
+
+
+def top_right_region_span(size: int, region: int) -> tuple[int, int]:
+    """First and last index (rows and columns alike) of the maze's top-right ``region x region``
+    squares, counted as Langosco et al.'s ``rand_region`` (and ``mazewb.env``) places the cheese:
+    ``region`` clipped to the maze's size, 0 meaning the top-right square alone."""
+    if region < 0:
+        raise MazeError(f"the cheese region must be a non-negative number of squares, got {region}")
+    n = max(1, min(region, size))
+    return size - n, size - 1
