@@ -21,15 +21,23 @@ from mazewb.analysis.activations import (
 )
 from mazewb.analysis.attribution import Attribution, integrated_gradients
 from mazewb.analysis.cache import policy_identity
-from mazewb.analysis.chain import ExactOutcomes, exact_outcomes, reach_probabilities
+from mazewb.analysis.chain import (
+    OUTCOME_DEFINITION,
+    OUTCOME_EVENTS,
+    ExactOutcomes,
+    exact_outcomes,
+    reach_probabilities,
+)
 from mazewb.analysis.channels import rank_cheese_channels
 from mazewb.analysis.forward import DEFAULT_LAYER, move_probabilities, move_probabilities_variants
 from mazewb.analysis.outcomes import (
     cheese_probability_from_each,
     field_outcomes,
     normalized_path_probabilities,
+    outcome_table,
     outcomes,
     outcomes_from_probs,
+    p_reach_target,
     reach_map,
 )
 from mazewb.analysis.patching import (
@@ -45,21 +53,25 @@ from mazewb.analysis.patching import (
 from mazewb.analysis.rollouts import RolloutSummary, Trajectory, sample_rollouts, summarize_rollouts
 from mazewb.analysis.stats import (
     FEATURES,
+    GLOSSARY,
     BehaviourStats,
     behaviour_batch,
     behaviour_regressions,
     behaviour_table,
     qualifying_sample,
+    regression_warnings,
 )
 from mazewb.analysis.steering import (
     CHEESE_CHANNELS_TURNER,
     EFFECTIVE_CHANNELS_TURNER,
     RetargetingMap,
+    RetargetOutcome,
     ZeroVectorWarning,
     cheese_vector,
     decision_probabilities_steered,
     difference_vector,
     retarget,
+    retarget_outcome,
     retargeting_map,
     steering_sweep,
     top_right_corridor,
@@ -86,10 +98,14 @@ __all__ = [
     "DEFAULT_LAYER",
     "EFFECTIVE_CHANNELS_TURNER",
     "FEATURES",
+    "GLOSSARY",
+    "OUTCOME_DEFINITION",
+    "OUTCOME_EVENTS",
     "Attribution",
     "BehaviourStats",
     "DecisionChoice",
     "ExactOutcomes",
+    "RetargetOutcome",
     "RetargetingMap",
     "RolloutSummary",
     "Trajectory",
@@ -119,6 +135,7 @@ __all__ = [
     "move_probabilities",
     "move_probabilities_variants",
     "normalized_path_probabilities",
+    "outcome_table",
     "outcomes",
     "outcomes_from_probs",
     "patch_effects",
@@ -126,12 +143,15 @@ __all__ = [
     "qualifying_sample",
     "random_channels",
     "rank_cheese_channels",
+    "regression_warnings",
+    "p_reach_target",
     "reach_map",
     "reach_probabilities",
     "resampled_channels",
     "resampling_experiment",
     "resampling_sources",
     "retarget",
+    "retarget_outcome",
     "retargeting_map",
     "sample_rollouts",
     "square_cell",
