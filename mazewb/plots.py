@@ -778,7 +778,8 @@ def outcomes_figure(results: ExactOutcomes | Mapping[str, ExactOutcomes], title:
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.5,
+        y=0,
+        yshift=-45,
         xanchor="left",
         yanchor="top",
         align="left",
@@ -787,12 +788,13 @@ def outcomes_figure(results: ExactOutcomes | Mapping[str, ExactOutcomes], title:
     )
     fig.update_layout(
         barmode="stack",
-        title=title or "How the episode ends (exact; the four outcomes add up to 1)",
-        xaxis={"range": [0, 1], "title": "probability"},
+        title={"text": title or "How the episode ends (exact; the four outcomes add up to 1)", "y": 0.97},
+        xaxis={"range": [0, 1], "title": None},
         yaxis={"type": "category", "autorange": "reversed"},
-        legend={"orientation": "h", "y": -0.25, "x": 0},
-        height=260 + 40 * len(names),
-        margin={"b": 170},
+        # The legend above the bars, in the outcomes' order; the definition below them.
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "traceorder": "normal"},
+        height=250 + 40 * len(names),
+        margin={"t": 110, "b": 110},
     )
     return fig
 
