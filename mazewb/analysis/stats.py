@@ -32,6 +32,7 @@ from mazewb.analysis.cache import cache_key, cached_table, policy_identity, stor
 from mazewb.analysis.forward import BATCH_SIZE
 from mazewb.analysis.outcomes import field_outcomes
 from mazewb.analysis.vfield import decision_probabilities, vector_fields_of_mazes
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import decision_square, distances_from, euclidean, top_right_region
 from mazewb.maze.grid import Maze
@@ -69,7 +70,7 @@ def maze_features(maze: Maze, region: int = 5) -> dict[str, float]:
     ds = decision_square(maze)
     cheese = maze.cheese
     if ds is None or cheese is None:
-        raise ValueError("features need a maze with a cheese and a decision square")
+        raise AnalysisError("features need a maze with a cheese and a decision square")
     tr = maze.top_right
     squares_r = sorted(top_right_region(maze, region))
     from_ds = distances_from(maze, ds)
@@ -293,7 +294,7 @@ def behaviour_regressions(
     data = table[table["qualifies"].astype(bool)].reset_index(drop=True)
     features = list(features)
     if len(data) < 8:
-        raise ValueError(f"regressions need at least 8 qualifying mazes, got {len(data)}")
+        raise AnalysisError(f"regressions need at least 8 qualifying mazes, got {len(data)}")
     x = data[features].to_numpy(dtype=float)
     y = data["chooses_cheese"].astype(bool).to_numpy()
     logit = data["logit_p_cheese_ds"].to_numpy(dtype=float)
