@@ -70,16 +70,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# File problems the user caused (a mistyped --checkpoint or --maze path): user errors like the
+# family's, wherever a library call opened the file. Other OSErrors (disk full, ...) are not.
+_USER_FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. A user error (``MazewbError``, or a file the user named that cannot be
+    opened) prints one line ``mazewb CMD: error: ...`` and returns 2; anything else is a bug and
+    propagates with its traceback (exit 1). A closed stdout (``mazewb vfield ... | head``) ends
+    quietly."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from mazewb.errors import MazewbError, user_message
+
     try:
-        return COMMANDS[args.command][2](args)
-    except (ValueError, OSError) as error:
-        # Bad input (every mazewb input error is a ValueError naming the problem) or a file
-        # problem: one line, not a traceback. MAZEWB_DEBUG=1 shows the traceback.
+        code = COMMANDS[args.command][2](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (| head): stop without a message. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (MazewbError, *_USER_FILE_ERRORS) as error:
         if os.environ.get("MAZEWB_DEBUG"):
             raise
-        print(f"mazewb {args.command}: error: {error}", file=sys.stderr)
+        print(f"mazewb {args.command}: error: {user_message(error)}", file=sys.stderr)
         return 2
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mazewb.errors import MazeError
+from mazewb.errors import ConfigError, MazeError
 from mazewb.maze.bridge import (
     DISTRIBUTION_MODES,
     get_game_state,
+    make_procgen_env,
     maze_to_state_bytes,
-    procgen_env_class,
     set_game_state,
 )
 from mazewb.maze.geometry import WORLD_DIM, margin
@@ -67,9 +67,9 @@ def place_cheese_in_region(state: bytes, region: int, rng: np.random.Generator) 
 
 def _check_options(distribution_mode: str, cheese_region: int | None) -> None:
     if distribution_mode not in DISTRIBUTION_MODES:
-        raise ValueError(f"distribution_mode must be one of {DISTRIBUTION_MODES}, got {distribution_mode!r}")
+        raise ConfigError(f"distribution_mode must be one of {DISTRIBUTION_MODES}, got {distribution_mode!r}")
     if cheese_region is not None and (not isinstance(cheese_region, int) or cheese_region < 0):
-        raise ValueError(f"cheese_region must be a non-negative integer or None, got {cheese_region!r}")
+        raise ConfigError(f"cheese_region must be a non-negative integer or None, got {cheese_region!r}")
 
 
 class MazeEnv(gym.Env):
@@ -111,7 +111,7 @@ class MazeEnv(gym.Env):
     def _make(self, rand_seed: int) -> None:
         if self._env is not None:
             self._env.close()
-        self._env = procgen_env_class()(
+        self._env = make_procgen_env(
             num=1,
             env_name="maze",
             distribution_mode=self.distribution_mode,
@@ -216,7 +216,7 @@ class MazeVecEnv:
         self.single_observation_space = gym.spaces.Box(0, 255, (64, 64, 3), dtype=np.uint8)
         self.single_action_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.rng = np.random.default_rng(seed)
-        self._env = procgen_env_class()(
+        self._env = make_procgen_env(
             num=num,
             env_name="maze",
             distribution_mode=distribution_mode,

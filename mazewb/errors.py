@@ -1,7 +1,7 @@
 """The one family of user errors.
 
 Every problem with what a user gave mazewb (a maze, a checkpoint, an intervention, a view state,
-an analysis that does not apply) raises a subclass of :class:`MazewbError` whose message names the
+a setting, an analysis that does not apply) raises a subclass of :class:`MazewbError` whose message names the
 problem. The CLI and the app catch exactly this family and show :func:`user_message`; anything
 else is a bug: the CLI shows its traceback, the app logs it and shows an internal error.
 
@@ -38,6 +38,11 @@ class InterventionError(MazewbError):
 class StateError(MazewbError):
     """A view-state value (URL parameter, store, control, click) that does not make sense; the
     message names the field."""
+
+
+class ConfigError(MazewbError):
+    """A setting that does not make sense: a command-line option, a training configuration, a
+    resumed run's saved state."""
 
 
 class AnalysisError(MazewbError):

@@ -86,7 +86,8 @@ def test_json_round_trip(fork: Maze) -> None:
         ('{"format": "mazewb-maze-v1", "size": 2, "rows": ["..", ".x"], "mouse": [0, 0]}', "only contain"),
         ('{"format": "mazewb-maze-v1", "size": 2, "rows": ["#.", ".."], "mouse": [0, 0], "cheese": [1, 0]}', "wall"),
         ('{"format": "mazewb-maze-v1", "size": 2, "rows": ["..", ".."], "mouse": [0, 0], "x": 1}', "unknown"),
-        ('{"format": "mazewb-maze-v1", "size": 30, "rows": [], "mouse": [0, 0]}', "30 strings"),
+        ('{"format": "mazewb-maze-v1", "size": 30, "rows": [], "mouse": [0, 0]}', "from 1 to 25, got 30"),
+        ('{"format": "mazewb-maze-v1", "size": 3, "rows": [], "mouse": [0, 0]}', "3 strings"),
     ],
 )
 def test_malformed_json(text: str, message: str) -> None:

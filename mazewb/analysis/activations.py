@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mazewb.analysis.forward import DEFAULT_LAYER, Variant, activations_until, observations, to_input
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square, cell_to_squares, square_to_cell
 from mazewb.maze.grid import Maze
 from mazewb.policy import ImpalaPolicy, run_with_hooks
@@ -48,7 +49,7 @@ def channel_maps(
     (default ``maze.mouse``); rows top-down like the image."""
     acts = activations(policy, maze, [layer], [maze.mouse if square is None else square], interventions)[layer][0]
     if acts.ndim != 3:
-        raise ValueError(f"{layer} is a flat layer with shape {acts.shape}; channel maps need a (C, H, W) layer")
+        raise AnalysisError(f"{layer} is a flat layer with shape {acts.shape}; channel maps need a (C, H, W) layer")
     return acts
 
 

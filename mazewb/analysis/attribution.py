@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from mazewb.analysis.forward import DEFAULT_LAYER, activations_until, observations, to_input
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square
 from mazewb.maze.grid import Maze
 from mazewb.policy import CUT_POINTS, HOOK_NAMES, MOVES, ImpalaPolicy, move_probs
@@ -53,7 +54,7 @@ class Attribution:
     def spatial(self) -> np.ndarray:
         """(H, W) attribution of each activation cell, summed over channels."""
         if self.values.ndim != 3:
-            raise ValueError(f"{self.layer} is a flat layer; it has no spatial map")
+            raise AnalysisError(f"{self.layer} is a flat layer; it has no spatial map")
         return self.values.sum(axis=0)
 
     def channel_totals(self) -> np.ndarray:
@@ -71,17 +72,19 @@ def _baseline_activation(
 ) -> tuple[torch.Tensor, str]:
     if isinstance(baseline, Maze):
         if baseline.size != maze.size:
-            raise ValueError(f"the baseline maze is {baseline.size}x{baseline.size}, the maze {maze.size}x{maze.size}")
+            raise AnalysisError(
+                f"the baseline maze is {baseline.size}x{baseline.size}, the maze {maze.size}x{maze.size}"
+            )
         if not baseline.is_open(square):
-            raise ValueError(f"square {square} is a wall in the baseline maze")
+            raise AnalysisError(f"square {square} is a wall in the baseline maze")
         return _layer_activation(policy, baseline, square, layer), "maze"
     if baseline == "zero":
         return torch.zeros_like(act), baseline
     if baseline == "no-cheese":
         if maze.cheese is None:
-            raise ValueError("the maze has no cheese, so the 'no-cheese' baseline equals the input; pick another")
+            raise AnalysisError("the maze has no cheese, so the 'no-cheese' baseline equals the input; pick another")
         return _layer_activation(policy, maze.without_cheese(), square, layer), baseline
-    raise ValueError(f"baseline must be a Maze or one of {BASELINES}, got {baseline!r}")
+    raise AnalysisError(f"baseline must be a Maze or one of {BASELINES}, got {baseline!r}")
 
 
 def integrated_gradients(
@@ -97,14 +100,14 @@ def integrated_gradients(
     the activation at ``layer`` with the mouse on ``square`` (default ``maze.mouse``), from
     ``baseline`` to the actual activation, with ``steps`` quadrature points. Always fp32."""
     if layer not in HOOK_NAMES:
-        raise ValueError(f"unknown layer {layer!r}; see policy.hook_points()")
+        raise AnalysisError(f"unknown layer {layer!r}; see policy.hook_points()")
     if not isinstance(steps, int) or not 1 <= steps <= 512:
-        raise ValueError(f"steps must be an integer from 1 to 512, got {steps!r}")
+        raise AnalysisError(f"steps must be an integer from 1 to 512, got {steps!r}")
     if move is not None and move not in MOVES:
-        raise ValueError(f"move must be one of {MOVES}, got {move!r}")
+        raise AnalysisError(f"move must be one of {MOVES}, got {move!r}")
     square = maze.mouse if square is None else square
     if not maze.is_open(square):
-        raise ValueError(f"square {square} is not an open square of the maze")
+        raise AnalysisError(f"square {square} is not an open square of the maze")
     x = to_input(policy, observations(maze, [square]))
     act = activations_until(policy, x, [layer])[layer].float()
     base, baseline_name = _baseline_activation(policy, maze, square, layer, baseline, act)

@@ -32,6 +32,7 @@ from mazewb.analysis.forward import (
     observations_of_states,
     to_input,
 )
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import square_to_cell
 from mazewb.maze.grid import Maze
 from mazewb.policy import ImpalaPolicy
@@ -67,11 +68,11 @@ def rank_cheese_channels(
     """
     shape = policy.hook_points()[layer]
     if len(shape) != 3:
-        raise ValueError(f"{layer} is flat {shape}: channel ranking needs a (C, H, W) layer")
+        raise AnalysisError(f"{layer} is flat {shape}: channel ranking needs a (C, H, W) layer")
     n_channels, height, width = shape
     mazes = cheese_tracking_mazes(list(seeds), width)
     if not mazes:
-        raise ValueError("no usable levels among the seeds (cheese too close to the mouse in all)")
+        raise AnalysisError("no usable levels among the seeds (cheese too close to the mouse in all)")
     sums = np.zeros((3, n_channels))
     for lo in tqdm(range(0, len(mazes), batch_size), desc="ranking channels", disable=not progress):
         chunk = mazes[lo : lo + batch_size]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square
 from mazewb.maze.grid import Maze
 from mazewb.maze.render import default_renderer
@@ -87,7 +88,7 @@ def activations_until(
     wanted = set(hooks)
     unknown = wanted - set(HOOK_NAMES)
     if unknown:
-        raise ValueError(f"unknown hook points {sorted(unknown)}; see policy.hook_points()")
+        raise AnalysisError(f"unknown hook points {sorted(unknown)}; see policy.hook_points()")
     last = max(wanted, key=HOOK_NAMES.index)
     parts: dict[str, list[Tensor]] = {h: [] for h in hooks}
     for lo, hi in _chunks(len(x), batch_size):

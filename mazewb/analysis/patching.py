@@ -32,6 +32,7 @@ from mazewb.analysis.vfield import (
     vector_field_diff,
     vector_fields,
 )
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import decision_square, euclidean
 from mazewb.maze.grid import Maze
@@ -107,7 +108,7 @@ def resampling_sources(
     than 2 squares (Euclidean) from ``maze.cheese``. Deterministic for a given ``seed``.
     """
     if maze.cheese is None:
-        raise ValueError("resampling needs a maze with a cheese")
+        raise AnalysisError("resampling needs a maze with a cheese")
     rng = np.random.default_rng(seed)
     out: list[Maze] = []
     for _ in range(max_draws):
@@ -129,7 +130,7 @@ def resampling_sources(
                 continue
             out.append(other.with_cheese(far[int(rng.integers(len(far)))]))
     if len(out) < n_sources:
-        raise ValueError(f"found only {len(out)} source levels of size {maze.size} in {max_draws} draws")
+        raise AnalysisError(f"found only {len(out)} source levels of size {maze.size} in {max_draws} draws")
     return out
 
 

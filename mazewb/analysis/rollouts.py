@@ -16,6 +16,7 @@ import numpy as np
 
 from mazewb.analysis.forward import Variant, probs_from_logits, to_input
 from mazewb.env import MAX_EPISODE_STEPS, MazeVecEnv
+from mazewb.errors import AnalysisError, InterventionError
 from mazewb.maze.bridge import maze_to_state_bytes
 from mazewb.maze.geometry import Square, world_to_square
 from mazewb.maze.graph import step
@@ -77,7 +78,7 @@ def sample_rollouts(
     likely move instead of sampling. Deterministic for a given ``seed``.
     """
     if n_episodes < 1:
-        raise ValueError(f"n_episodes must be positive, got {n_episodes}")
+        raise AnalysisError(f"n_episodes must be positive, got {n_episodes}")
     if isinstance(policy, np.ndarray):
         table = np.asarray(policy, dtype=np.float64)
         if table.shape != (len(maze.open_cells()), len(MOVES)):
@@ -87,7 +88,7 @@ def sample_rollouts(
         table, row_of = None, {}
         for iv in interventions:
             if isinstance(iv, ReplaceChannels) and len(iv.source.shape) == len(policy.hook_points()[iv.hook]) + 1:
-                raise ValueError("per-item ReplaceChannels sources do not fit rollouts (the batch changes)")
+                raise InterventionError("per-item ReplaceChannels sources do not fit rollouts (the batch changes)")
     rng = np.random.default_rng(seed)
     env = MazeVecEnv(n_episodes, seed=seed)
     try:

@@ -112,7 +112,7 @@ def maze_features(maze: Maze, region: int = 5) -> dict[str, float]:
     ds = decision_square(maze)
     cheese = maze.cheese
     if ds is None or cheese is None:
-        raise ValueError("features need a maze with a cheese and a decision square")
+        raise AnalysisError("features need a maze with a cheese and a decision square")
     tr = maze.top_right
     squares_r = sorted(top_right_region(maze, region))
     from_ds = distances_from(maze, ds)

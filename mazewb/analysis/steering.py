@@ -31,7 +31,7 @@ from mazewb.analysis.forward import (
 )
 from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, p_reach_target, reach_map
 from mazewb.analysis.vfield import VectorField, decision_choice, vector_fields
-from mazewb.errors import MazeError
+from mazewb.errors import AnalysisError, MazeError
 from mazewb.maze.bridge import maze_to_state
 from mazewb.maze.geometry import WORLD_DIM, Square, square_to_cell, square_to_world
 from mazewb.maze.graph import decision_square
@@ -108,7 +108,7 @@ def cheese_vector(policy: ImpalaPolicy, maze: Maze, coeff: float = -1.0, layer: 
     """The cheese vector of ``maze``: activations at ``layer`` with the cheese minus without it,
     the mouse on ``maze.mouse`` (its start), times ``coeff`` (-1: the literature's subtraction)."""
     if maze.cheese is None:
-        raise ValueError("the cheese vector needs a maze with a cheese")
+        raise AnalysisError("the cheese vector needs a maze with a cheese")
     return difference_vector(policy, maze, maze.without_cheese(), layer, coeff)
 
 
@@ -161,7 +161,7 @@ def steering_sweep(
     """
     mazes = list(mazes)
     if any(m.cheese is None for m in mazes):
-        raise ValueError("every maze of a steering sweep needs a cheese")
+        raise AnalysisError("every maze of a steering sweep needs a cheese")
     m = len(mazes)
     cut = resume_point(layer)
     ds_list = [decision_square(mz) for mz in mazes]
@@ -247,7 +247,7 @@ def retarget(
     ``target`` (a maze square), on every forward pass."""
     shape = policy.hook_points()[layer]
     if len(shape) != 3:
-        raise ValueError(f"{layer} is flat {shape}: retargeting needs a (C, H, W) layer")
+        raise AnalysisError(f"{layer} is flat {shape}: retargeting needs a (C, H, W) layer")
     if not maze.is_open(target):
         raise MazeError(f"target {tuple(target)} is not an open square of the {maze.size}x{maze.size} maze")
     cell = square_to_cell(target, maze.size, shape[-1])

@@ -23,6 +23,7 @@ from mazewb.analysis.forward import (
     observations_of_states,
     to_input,
 )
+from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import decision_square, first_move_towards, optimal_moves
 from mazewb.maze.grid import Maze
@@ -169,11 +170,11 @@ def decision_choice(maze: Maze, square: Square, probs: np.ndarray) -> DecisionCh
     """The choice at ``square``, a fork of the shortest paths to the cheese and to the top-right
     square (e.g. the decision square), given the (5,) move probabilities there."""
     if maze.cheese is None:
-        raise ValueError("a decision needs a maze with a cheese")
+        raise AnalysisError("a decision needs a maze with a cheese")
     to_cheese = first_move_towards(maze, square, maze.cheese)
     to_corner = first_move_towards(maze, square, maze.top_right)
     if to_cheese is None or to_corner is None:
-        raise ValueError(f"{tuple(square)} is not on the way to both the cheese and the top-right square")
+        raise AnalysisError(f"{tuple(square)} is not on the way to both the cheese and the top-right square")
     pc = float(probs[MOVES.index(to_cheese)])
     pt = float(probs[MOVES.index(to_corner)])
     return DecisionChoice(tuple(square), to_cheese, to_corner, pc, pt, max(0.0, 1.0 - pc - pt))

@@ -49,18 +49,23 @@ def _load_maze(args: argparse.Namespace):  # noqa: ANN202
     from mazewb import Maze
 
     if args.maze is not None:
-        return Maze.from_json(args.maze.read_text())
+        return Maze.from_file(args.maze)
     return Maze.from_seed(args.seed)
 
 
 def _interventions(args: argparse.Namespace, policy, maze) -> tuple:  # noqa: ANN001
     from mazewb.analysis import DEFAULT_LAYER, cheese_vector, top_right_vector
+    from mazewb.bounded_input import read_file_bounded
+    from mazewb.errors import InterventionError
     from mazewb.policy import interventions_from_json
+    from mazewb.policy.interventions import MAX_INTERVENTIONS_BYTES
 
     layer = args.layer or DEFAULT_LAYER
     out: list = []
     if args.interventions is not None:
-        out += interventions_from_json(args.interventions.read_text())
+        out += interventions_from_json(
+            read_file_bounded(args.interventions, MAX_INTERVENTIONS_BYTES, InterventionError, "interventions file")
+        )
     if args.cheese_vector is not None:
         out.append(cheese_vector(policy, maze, args.cheese_vector, layer))
     if args.top_right_vector is not None:
@@ -245,7 +250,7 @@ def attribution_cmd(args: argparse.Namespace) -> int:
     maze = _load_maze(args)
     baseline = args.baseline
     if baseline not in ("no-cheese", "zero"):
-        baseline = Maze.from_json(Path(baseline).read_text())
+        baseline = Maze.from_file(baseline)
     result = integrated_gradients(
         policy, maze, args.layer or DEFAULT_LAYER, args.square, args.move, baseline, args.steps
     )

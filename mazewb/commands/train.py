@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mazewb.cli import command
+from mazewb.errors import ConfigError
 
 
 def _add_config_args(parser: argparse.ArgumentParser, config_cls: type) -> None:
@@ -153,7 +154,7 @@ def _eval_regions(args: argparse.Namespace) -> int:
         try:
             regions = [int(r) for r in args.regions.split(",")]
         except ValueError:
-            raise ValueError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
+            raise ConfigError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
     policies = [load_policy(path) for path in args.checkpoints]
     seeds = parse_seeds(args.seeds)
     table = region_curve(policies, seeds, regions, fast=args.fast)

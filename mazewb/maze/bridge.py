@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 import threading
 from functools import lru_cache
 
-from mazewb.errors import MazeError
+from mazewb.errors import ConfigError, MazeError
 from mazewb.maze.geometry import WORLD_DIM, square_to_world, world_to_square
 from mazewb.maze.grid import Maze
 from mazewb.maze.procgen_state import (
@@ -20,14 +21,45 @@ from mazewb.maze.procgen_state import (
 )
 
 DISTRIBUTION_MODES = ("easy", "hard")
-_env_lock = threading.Lock()
+
+# procgen and gym3 replace the process's sys.stdout / sys.stderr while importing and while
+# creating an env (gym3's libenv redirects output around its C setup), outside any lock of
+# theirs. Two threads doing that at once can leave the streams replaced for good, so every env
+# in mazewb is created under this one lock, and the streams are put back afterwards.
+_procgen_lock = threading.Lock()
+_env_class = None
+
+
+def _quietly_import():  # noqa: ANN202 - procgen has no type stubs
+    """procgen's gym3 env class, imported once under the lock (its gym import prints a banner)."""
+    global _env_class
+    if _env_class is None:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            from procgen import ProcgenGym3Env
+        _env_class = ProcgenGym3Env
+    return _env_class
 
 
 def procgen_env_class():  # noqa: ANN201 - procgen has no type stubs
-    """Import procgen's gym3 env quietly (its gym import prints a deprecation banner)."""
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        from procgen import ProcgenGym3Env
-    return ProcgenGym3Env
+    """procgen's gym3 env class. Create envs with :func:`make_procgen_env`, which is thread-safe."""
+    with _procgen_lock, _streams_kept():
+        return _quietly_import()
+
+
+def make_procgen_env(**kwargs):  # noqa: ANN003, ANN201 - procgen has no type stubs
+    """A new ``ProcgenGym3Env(**kwargs)``, safe to call from any number of threads at once."""
+    with _procgen_lock, _streams_kept():
+        return _quietly_import()(**kwargs)
+
+
+@contextlib.contextmanager
+def _streams_kept():  # noqa: ANN202
+    """Put ``sys.stdout`` / ``sys.stderr`` back as they were, whatever the body did to them."""
+    out, err = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 def get_game_state(env, index: int) -> bytes:  # noqa: ANN001 - a procgen gym3 env
@@ -51,16 +83,16 @@ def set_game_state(env, index: int, state: bytes) -> None:  # noqa: ANN001 - a p
 def level_state(seed: int, distribution_mode: str = "hard") -> bytes:
     """The serialized state of procgen maze level ``seed`` at its start."""
     if distribution_mode not in DISTRIBUTION_MODES:
-        raise MazeError(f"distribution_mode must be one of {DISTRIBUTION_MODES}, got {distribution_mode!r}")
+        raise ConfigError(f"distribution_mode must be one of {DISTRIBUTION_MODES}, got {distribution_mode!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31 - 1:
         raise MazeError(f"a level seed must be an integer from 0 to 2**31 - 2, got {seed!r}")
-    env_cls = procgen_env_class()
-    with _env_lock:
-        env = env_cls(num=1, env_name="maze", distribution_mode=distribution_mode, start_level=seed, num_levels=1)
-        try:
-            return env.callmethod("get_state")[0]
-        finally:
-            env.close()
+    env = make_procgen_env(
+        num=1, env_name="maze", distribution_mode=distribution_mode, start_level=seed, num_levels=1
+    )
+    try:
+        return env.callmethod("get_state")[0]
+    finally:
+        env.close()
 
 
 def maze_from_state(data: bytes | ProcgenMazeState, seed: int | None = None) -> Maze:

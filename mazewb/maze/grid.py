@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from mazewb.bounded_input import loads_bounded, read_file_bounded
 from mazewb.errors import MazeError
 from mazewb.maze.geometry import WORLD_DIM, Square
 
 JSON_FORMAT = "mazewb-maze-v1"
 MAX_SIZE = WORLD_DIM
+MAX_JSON_BYTES = 64 * 1024
+"""Largest maze JSON read (a 25x25 maze written by ``to_json`` is about 1.2 KB)."""
+MAX_JSON_DEPTH = 8
+"""Deepest nesting read (the format itself nests 2 deep)."""
 NUM_BACKGROUNDS = 64  # procgen's background_index is small; anything sane is accepted
 
 _WALL, _OPEN, _CHEESE, _MOUSE = "#", ".", "C", "M"
@@ -28,7 +34,13 @@ def _as_square(value: Any, what: str) -> Square:
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         return int(value[0]), int(value[1])
-    raise MazeError(f"{what} must be a (row, col) pair of integers, got {value!r}")
+    raise MazeError(f"{what} must be a (row, col) pair of integers, got {_short(value)}")
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so a message stays short whatever the input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True)
@@ -184,19 +196,22 @@ class Maze:
 
     @classmethod
     def from_dict(cls, data: Any) -> Maze:
+        """A maze from its ``to_dict()`` form; every problem raises ``MazeError`` (one short line)."""
         if not isinstance(data, dict):
             raise MazeError(f"maze JSON must be an object, got {type(data).__name__}")
         if data.get("format") != JSON_FORMAT:
-            raise MazeError(f"maze JSON 'format' must be {JSON_FORMAT!r}, got {data.get('format')!r}")
+            raise MazeError(f"maze JSON 'format' must be {JSON_FORMAT!r}, got {_short(data.get('format'))}")
         missing = [k for k in ("size", "rows", "mouse") if k not in data]
         if missing:
             raise MazeError(f"maze JSON is missing {', '.join(missing)}")
-        unknown = set(data) - {"format", "size", "rows", "cheese", "mouse", "background", "seed"}
+        unknown = sorted(set(data) - {"format", "size", "rows", "cheese", "mouse", "background", "seed"})
         if unknown:
-            raise MazeError(f"maze JSON has unknown keys: {', '.join(sorted(unknown))}")
+            shown = ", ".join(_short(k) for k in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise MazeError(f"maze JSON has unknown keys: {shown}{more}")
         size, rows = data["size"], data["rows"]
-        if not isinstance(size, int) or isinstance(size, bool):
-            raise MazeError(f"maze JSON 'size' must be an integer, got {size!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_SIZE:
+            raise MazeError(f"maze JSON 'size' must be an integer from 1 to {MAX_SIZE}, got {_short(size)}")
         if not isinstance(rows, list) or not all(isinstance(r, str) for r in rows):
             raise MazeError("maze JSON 'rows' must be a list of strings")
         if len(rows) != size or any(len(r) != size for r in rows):
@@ -207,23 +222,32 @@ class Maze:
         cheese = data.get("cheese")
         seed = data.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise MazeError(f"maze JSON 'seed' must be an integer or null, got {seed!r}")
+            raise MazeError(f"maze JSON 'seed' must be an integer or null, got {_short(seed)}")
+        background = data.get("background", 0)
+        if not isinstance(background, int) or isinstance(background, bool):
+            raise MazeError(f"maze JSON 'background' must be an integer, got {_short(background)}")
         return cls(
             size=size,
             walls=walls,
             cheese=None if cheese is None else _as_square(cheese, "cheese"),
             mouse=_as_square(data["mouse"], "mouse"),
-            background=data.get("background", 0),
+            background=background,
             seed=seed,
         )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Maze:
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MazeError(f"maze JSON is not valid JSON: {exc}") from None
+        """A maze from ``to_json()`` text. Size, nesting and integer lengths are checked before
+        parsing; every problem raises ``MazeError`` with a one-line message."""
+        data = loads_bounded(
+            text, error=MazeError, what="maze JSON", max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH
+        )
         return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Maze:
+        """A maze from a JSON file (read only up to ``MAX_JSON_BYTES``); problems raise ``MazeError``."""
+        return cls.from_json(read_file_bounded(path, MAX_JSON_BYTES, MazeError, "maze file"))
 
     def __repr__(self) -> str:
         return (

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mazewb.errors import MazeError
-from mazewb.maze.bridge import maze_to_state, procgen_env_class
+from mazewb.maze.bridge import make_procgen_env, maze_to_state
 from mazewb.maze.geometry import Square, square_to_world
 from mazewb.maze.grid import Maze
 from mazewb.maze.procgen_state import entity_field_offset, write_state
@@ -30,10 +30,9 @@ class Renderer:
         self._frame_env = None
 
     def _env(self, frame: bool):  # noqa: ANN202
-        env_cls = procgen_env_class()
         if frame:
             if self._frame_env is None:
-                self._frame_env = env_cls(
+                self._frame_env = make_procgen_env(
                     num=1,
                     env_name="maze",
                     distribution_mode="hard",
@@ -43,7 +42,7 @@ class Renderer:
                 )
             return self._frame_env
         if self._obs_env is None:
-            self._obs_env = env_cls(
+            self._obs_env = make_procgen_env(
                 num=self.batch, env_name="maze", distribution_mode="hard", start_level=0, num_levels=1
             )
         return self._obs_env

@@ -1,33 +1,36 @@
-"""Loading and saving policies without running pickled code.
+"""Loading and saving policies without running pickled code or trusting declared sizes.
 
-Two formats are read, both through ``torch.load(..., weights_only=True)``, which only rebuilds
-tensors and plain containers and refuses anything else (so a crafted file cannot run code):
+Files are read by :mod:`mazewb.policy.archive`, which unpickles only tensor descriptions and
+plain data (any other pickled object is refused, so a crafted file cannot run code). Keys,
+shapes, dtypes, strides and storage sizes are checked against the IMPALA network of the scale
+the file declares (scale 1 to ``MAX_SCALE``) before the network is allocated; then each weight
+is read from its record, checked finite and copied in. Three layouts are read:
 
 - Langosco et al.'s ``.pth`` files: a dict with ``model_state_dict`` (other entries, such as the
-  optimizer state, are ignored). The scale is ``embedder.block1.conv.weight.shape[0] / 16``.
+  optimizer state, are ignored and never materialised). The scale is
+  ``embedder.block1.conv.weight.shape[0] / 16``.
 - mazewb's own format, written by ``save_policy``: ``{"format": "mazewb-policy-v1",
   "state_dict": {...}, "card": {...}}``, where the card is JSON-compatible metadata (architecture,
   scale, training settings, provenance, metrics).
+- a bare state dict (``torch.save(model.state_dict(), path)``).
 
-A bare state dict (``torch.save(model.state_dict(), path)``) is read too. Every problem raises
-``CheckpointError`` with a message naming it (the file, the key, the shapes).
+Weights with NaN or infinite values are refused (they would make every move probability NaN).
+Every problem raises ``CheckpointError`` with a message naming it (the file, the key, the shapes).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 import os
-import pickle
-import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
-from torch import Tensor
 
-from mazewb.errors import CheckpointError  # noqa: F401 - re-exported
+from mazewb.errors import CheckpointError
+from mazewb.policy.archive import CheckpointArchive, TensorSpec, dense_layout, is_float
 from mazewb.policy.impala import ImpalaPolicy
 from mazewb.policy.moves import NUM_ACTIONS
 
@@ -38,6 +41,10 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "defa
 """The bundled default agent, relative to the repository root."""
 MAX_UPLOAD_BYTES = 64 * 2**20
 """Default size limit for uploaded checkpoints (a scale-4 network is about 15 MB)."""
+
+MAX_SCALE = 8
+"""Largest network scale loaded (channel widths 16/32/32 times the scale): a bound on what a
+file can make mazewb allocate. Langosco et al.'s agents are scale 4, mazewb's scale 1."""
 
 _SCALE_KEY = "embedder.block1.conv.weight"
 _MAX_LISTED = 8  # keys listed per kind of problem in an error message
@@ -74,10 +81,14 @@ def load_policy(path: str | Path | None = None, device: torch.device | str | Non
     if not path.is_file():
         raise CheckpointError(f"checkpoint path {str(path)!r} is not a file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+            f.seek(0)
+            # The archive is read record by record from the file: only what is checked and
+            # needed (the weights, not an optimizer's state) is ever in memory.
+            return _load(f, path.name, digest, device)
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
-    return _load(data, path.name, device)
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def load_policy_bytes(
@@ -94,37 +105,39 @@ def load_policy_bytes(
         raise CheckpointError(f"{name}: expected the file's bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise CheckpointError(f"{name}: upload is {len(data):,} bytes, over the limit of {max_bytes:,}")
-    return _load(bytes(data), name, device)
+    data = bytes(data)
+    return _load(data, name, hashlib.sha256(data).hexdigest(), device)
 
 
-def _load(data: bytes, name: str, device: torch.device | str | None) -> ImpalaPolicy:
-    obj = _torch_load(data, name)
+def _load(source: bytes | IO[bytes], name: str, digest: str, device: torch.device | str | None) -> ImpalaPolicy:
+    archive = CheckpointArchive(source, name)
+    obj = archive.root
     if not isinstance(obj, dict):
         raise CheckpointError(
-            f"{name}: not a policy checkpoint: the file holds a {type(obj).__name__}, expected a dict"
+            f"{name}: not a policy checkpoint: the file holds a {_kind(obj)}, expected a dict"
         )
-    digest = hashlib.sha256(data).hexdigest()
     if "format" in obj:
         if obj["format"] != FORMAT:
             raise CheckpointError(
-                f"{name}: unknown checkpoint format {obj['format']!r} (expected {FORMAT!r})"
+                f"{name}: unknown checkpoint format {_short(obj['format'])} (expected {FORMAT!r})"
             )
-        unknown = sorted(set(obj) - {"format", "state_dict", "card"}, key=str)
+        unknown = sorted(map(str, set(obj) - {"format", "state_dict", "card"}))
         if unknown:
-            raise CheckpointError(f"{name}: unknown top-level entries {unknown} in a {FORMAT} file")
+            raise CheckpointError(f"{name}: unknown top-level entries {_listed(unknown)} in a {FORMAT} file")
         if "state_dict" not in obj:
             raise CheckpointError(f"{name}: {FORMAT} file has no 'state_dict'")
         card = obj.get("card", {})
         if not isinstance(card, dict):
-            raise CheckpointError(f"{name}: the model card must be a dict, got {type(card).__name__}")
-        policy = _policy_from_state_dict(obj["state_dict"], name)
+            raise CheckpointError(f"{name}: the model card must be a dict, got {_kind(card)}")
+        _check_plain(card, f"{name}: the model card", 0)
+        policy = _policy_from_specs(obj["state_dict"], archive, name)
         if "scale" in card and card["scale"] != policy.scale:
             raise CheckpointError(
-                f"{name}: card says scale {card['scale']!r}, weights have scale {policy.scale}"
+                f"{name}: card says scale {_short(card['scale'])}, weights have scale {policy.scale}"
             )
         policy.card = {**card, "file": name, "sha256": digest}
     elif "model_state_dict" in obj:
-        policy = _policy_from_state_dict(obj["model_state_dict"], name)
+        policy = _policy_from_specs(obj["model_state_dict"], archive, name)
         policy.card = {
             "source": "Langosco et al. checkpoint",
             "format": "langosco-pth",
@@ -134,7 +147,7 @@ def _load(data: bytes, name: str, device: torch.device | str | None) -> ImpalaPo
             "sha256": digest,
         }
     elif _SCALE_KEY in obj:
-        policy = _policy_from_state_dict(obj, name)
+        policy = _policy_from_specs(obj, archive, name)
         policy.card = {
             "source": "bare state dict",
             "format": "state-dict",
@@ -144,79 +157,137 @@ def _load(data: bytes, name: str, device: torch.device | str | None) -> ImpalaPo
             "sha256": digest,
         }
     else:
-        keys = sorted(map(str, obj))[:_MAX_LISTED]
         raise CheckpointError(
             f"{name}: not a policy checkpoint: expected 'model_state_dict' (Langosco et al.) or "
-            f"format {FORMAT!r} (mazewb); found keys {keys}"
+            f"format {FORMAT!r} (mazewb); found keys {_listed(sorted(map(str, obj)))}"
         )
     return policy.to(device if device is not None else _default_device()).eval()
 
 
-def _torch_load(data: bytes, name: str) -> Any:
-    """``torch.load`` with ``weights_only=True``; every failure becomes a CheckpointError."""
-    try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text:
-            # e.g. "Unsupported global: GLOBAL posix.system" or "Unsupported operand 149"
-            found = re.search(r"Unsupported (global: GLOBAL \S+|[^.\n]*)", text)
-            detail = found.group(0).strip() if found else "not tensors or plain data"
-            raise CheckpointError(
-                f"{name}: refused: the file contains pickled objects other than tensors and plain data, "
-                f"which could run code when loaded ({detail})"
-            ) from None
-        raise CheckpointError(
-            f"{name}: not a readable torch checkpoint (corrupt or truncated?): {text}"
-        ) from None
-    except Exception as exc:  # torch raises many types for damaged archives
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckpointError(
-            f"{name}: cannot read the file as a torch checkpoint: it is corrupt, truncated or of another "
-            f"kind ({type(exc).__name__}: {first_line})"
-        ) from None
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: messages stay short whatever a file holds."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _policy_from_state_dict(state_dict: Any, name: str) -> ImpalaPolicy:
-    """A policy holding ``state_dict``'s weights, after checking keys, shapes and values."""
+def _kind(value: Any) -> str:
+    return "tensor" if isinstance(value, TensorSpec) else type(value).__name__
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(_short(n, 80) for n in names[:_MAX_LISTED])
+    return f"[{shown}{', ...' if len(names) > _MAX_LISTED else ''}]"
+
+
+def _check_plain(value: Any, what: str, depth: int) -> None:
+    """Refuse anything in a model card but JSON-like plain data (no tensors), nested at most 32 deep."""
+    if depth > 32:
+        raise CheckpointError(f"{what} is nested more than 32 levels deep")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(item, what, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CheckpointError(f"{what} has a key that is not a string: {_short(key)}")
+            _check_plain(item, what, depth + 1)
+        return
+    raise CheckpointError(f"{what} holds a {_kind(value)}; it must be plain data (numbers, strings, lists, dicts)")
+
+
+@functools.lru_cache(maxsize=MAX_SCALE)
+def expected_shapes(scale: int) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape of the scale-``scale`` IMPALA policy (built on the meta device:
+    nothing allocated)."""
+    with torch.device("meta"):
+        net = ImpalaPolicy(scale=scale, num_actions=NUM_ACTIONS)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _policy_from_specs(state_dict: Any, archive: CheckpointArchive, name: str) -> ImpalaPolicy:
+    """A policy holding ``state_dict``'s weights. Keys, shapes, dtypes, strides and storage sizes
+    are checked against the IMPALA architecture before anything is allocated; then the network
+    is allocated once and each tensor read from its record, checked finite, and copied in."""
     if not isinstance(state_dict, dict):
-        raise CheckpointError(f"{name}: the state dict is a {type(state_dict).__name__}, expected a dict")
+        raise CheckpointError(f"{name}: the state dict is a {_kind(state_dict)}, expected a dict")
     for key, value in state_dict.items():
         if not isinstance(key, str):
-            raise CheckpointError(f"{name}: state dict key {key!r} is not a string")
-        if not isinstance(value, Tensor):
-            raise CheckpointError(
-                f"{name}: state dict entry {key!r} is a {type(value).__name__}, not a tensor"
-            )
+            raise CheckpointError(f"{name}: state dict key {_short(key)} is not a string")
+        if not isinstance(value, TensorSpec):
+            raise CheckpointError(f"{name}: state dict entry {_short(key)} is a {_kind(value)}, not a tensor")
     if _SCALE_KEY not in state_dict:
         raise CheckpointError(f"{name}: missing key {_SCALE_KEY!r}, needed to infer the network's scale")
-    width = state_dict[_SCALE_KEY].shape[0] if state_dict[_SCALE_KEY].ndim else 0
+    first = state_dict[_SCALE_KEY]
+    width = first.shape[0] if len(first.shape) == 4 else 0
     if width < 16 or width % 16:
         raise CheckpointError(
-            f"{name}: {_SCALE_KEY} has {width} output channels; expected a positive multiple of 16 "
-            f"(shape {tuple(state_dict[_SCALE_KEY].shape)})"
+            f"{name}: {_SCALE_KEY} has {width:,} output channels; expected a positive multiple of 16 "
+            f"(shape {_short(first.shape)})"
         )
-    policy = ImpalaPolicy(scale=width // 16, num_actions=NUM_ACTIONS)
-    expected = policy.state_dict()
+    scale = width // 16
+    if scale > MAX_SCALE:
+        raise CheckpointError(
+            f"{name}: {_SCALE_KEY} has {width:,} output channels, a scale-{scale:,} network; "
+            f"mazewb loads scales 1 to {MAX_SCALE} (Langosco et al.'s agents are scale 4)"
+        )
+    expected = expected_shapes(scale)
     problems = []
     if unknown := sorted(set(state_dict) - set(expected)):
-        problems.append(f"unknown keys {unknown[:_MAX_LISTED]}{' ...' if len(unknown) > _MAX_LISTED else ''}")
+        problems.append(f"unknown keys {_listed(unknown)}")
     if missing := [k for k in expected if k not in state_dict]:
-        problems.append(f"missing keys {missing[:_MAX_LISTED]}{' ...' if len(missing) > _MAX_LISTED else ''}")
+        problems.append(f"missing keys {_listed(missing)}")
     for key, target in expected.items():
-        if key in state_dict and state_dict[key].shape != target.shape:
+        if key in state_dict and state_dict[key].shape != target:
             problems.append(
-                f"wrong shape for {key}: checkpoint has {tuple(state_dict[key].shape)}, "
-                f"a scale-{policy.scale} network needs {tuple(target.shape)}"
+                f"wrong shape for {key}: checkpoint has {_short(state_dict[key].shape)}, "
+                f"a scale-{scale} network needs {target}"
             )
     if problems:
-        raise CheckpointError(f"{name}: does not match the IMPALA policy: " + "; ".join(problems))
-    for key, value in state_dict.items():
-        if not value.is_floating_point():
-            raise CheckpointError(f"{name}: {key} has dtype {value.dtype}, expected floating point")
-        if not torch.isfinite(value).all():
-            raise CheckpointError(f"{name}: {key} contains NaN or infinite values")
-    policy.load_state_dict(state_dict, strict=True)
+        raise CheckpointError(f"{name}: does not match the IMPALA policy: " + "; ".join(problems[:_MAX_LISTED]))
+    users: dict[str, list[TensorSpec]] = {}
+    for key, spec in state_dict.items():
+        if not is_float(spec.dtype):
+            raise CheckpointError(f"{name}: {key} has dtype {spec.dtype}, expected floating point")
+        if any(st == 0 and s > 1 for s, st in zip(spec.shape, spec.stride, strict=True)):
+            raise CheckpointError(f"{name}: {key} has stride {spec.stride}: a stride-0 (broadcast) view, refused")
+        if not dense_layout(spec.shape, spec.stride):
+            raise CheckpointError(
+                f"{name}: {key} has strides {_short(spec.stride)} that overlap or leave gaps for shape {spec.shape}"
+            )
+        users.setdefault(spec.storage.key, []).append(spec)
+    for key, specs in users.items():
+        storage = specs[0].storage
+        if any(s.storage != storage for s in specs):
+            raise CheckpointError(f"{name}: storage {key!r} is declared with different types or sizes")
+        needed = sum(s.numel for s in specs)
+        if storage.numel > needed:
+            raise CheckpointError(
+                f"{name}: storage {key!r} declares {storage.numel:,} elements for tensors that use {needed:,}"
+            )
+        if max(s.extent() for s in specs) > storage.numel:
+            raise CheckpointError(f"{name}: a tensor reaches past the end of its storage {key!r}")
+        held = archive.storage_bytes(storage)
+        if held != storage.numel * storage.dtype.itemsize:
+            raise CheckpointError(
+                f"{name}: storage record {key!r} holds {held:,} bytes; the pickle declares "
+                f"{storage.numel * storage.dtype.itemsize:,}"
+            )
+
+    with torch.device("meta"):  # checked: now allocate the network once, without initialising it
+        policy = ImpalaPolicy(scale=scale, num_actions=NUM_ACTIONS)
+    policy = policy.to_empty(device="cpu")
+    targets = policy.state_dict()
+    with torch.no_grad():
+        for key, spec in state_dict.items():
+            value = archive.tensor(spec)
+            if not torch.isfinite(value).all():
+                # Refused, not loaded: a NaN weight makes every move probability NaN downstream.
+                raise CheckpointError(f"{name}: {key} contains NaN or infinite values")
+            targets[key].copy_(value)
+            del value
     return policy
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mazewb.bounded_input import loads_bounded
 from mazewb.errors import InterventionError  # noqa: F401 - re-exported
 from mazewb.policy.impala import check_hook_name
 
@@ -438,16 +439,20 @@ def interventions_to_json(interventions: list[Intervention] | tuple[Intervention
     return json.dumps([iv.to_dict() for iv in interventions])
 
 
-def interventions_from_json(text: str | bytes, max_chars: int = 50_000_000) -> tuple[Intervention, ...]:
-    """Parse ``interventions_to_json`` output; raises InterventionError naming the problem."""
-    if len(text) > max_chars:
-        raise InterventionError(
-            f"interventions JSON is {len(text)} characters, more than the limit of {max_chars}"
-        )
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InterventionError(f"interventions are not valid JSON: {exc}") from None
+MAX_INTERVENTIONS_BYTES = 16 * 2**20
+"""Largest interventions JSON read (a scale-4 block1 vector as base64 is about 1.4 MB)."""
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of interventions JSON read (a list of objects holding nested value lists)."""
+
+
+def interventions_from_json(text: str | bytes, max_chars: int = MAX_INTERVENTIONS_BYTES) -> tuple[Intervention, ...]:
+    """Parse ``interventions_to_json`` output; raises InterventionError naming the problem.
+
+    Size (``max_chars`` bytes), nesting depth and integer lengths are checked before parsing.
+    """
+    data = loads_bounded(
+        text, error=InterventionError, what="interventions JSON", max_bytes=max_chars, max_depth=MAX_JSON_DEPTH
+    )
     if not isinstance(data, list):
         raise InterventionError(f"interventions JSON must be a list, got {type(data).__name__}")
     result = []

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mazewb.errors import ConfigError
 from mazewb.policy.moves import ACTION_MOVE_MATRIX
 
 TRAIN_STATE_FORMAT = "mazewb-train-v1"
@@ -38,7 +39,7 @@ def resumed_config(config: Any, overridable: tuple[str, ...], overrides: dict[st
     saved = type(config)(**state["config"])
     for key, value in (overrides or {}).items():
         if key not in overridable:
-            raise ValueError(f"cannot change {key!r} when resuming (only {', '.join(overridable)})")
+            raise ConfigError(f"cannot change {key!r} when resuming (only {', '.join(overridable)})")
         setattr(saved, key, value)
     saved.runs_dir, saved.name = config.runs_dir, config.name
     return saved, state
@@ -49,7 +50,7 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
     ``weights_only=True``, so the file cannot run code)."""
     state = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
-        raise ValueError(f"{path}: not a mazewb training state (format {TRAIN_STATE_FORMAT!r})")
+        raise ConfigError(f"{path}: not a mazewb training state (format {TRAIN_STATE_FORMAT!r})")
     return state
 
 
@@ -93,7 +94,7 @@ def parse_seeds(text: str) -> range:
             return range(int(a), int(b))
         return range(int(text))
     except ValueError:
-        raise ValueError(f"seeds must look like A:B or N, got {text!r}") from None
+        raise ConfigError(f"seeds must look like A:B or N, got {text!r}") from None
 
 
 def hardware_description(device: torch.device) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mazewb.maze.bridge import maze_from_state, procgen_env_class
+from mazewb.maze.bridge import make_procgen_env, maze_from_state
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import MOVE_DELTAS, optimal_moves, top_right_region
 from mazewb.maze.grid import Maze
@@ -122,7 +122,7 @@ def build_batch(
 def random_levels(rng: np.random.Generator, count: int = 64) -> list[Maze]:
     """``count`` random procgen hard-mode levels (unlimited-levels distribution), skipping the
     held-out seeds below ``HELD_OUT_SEEDS``. About 0.4 ms per level."""
-    env = procgen_env_class()(
+    env = make_procgen_env(
         num=count, env_name="maze", distribution_mode="hard", start_level=0, num_levels=0,
         rand_seed=int(rng.integers(2**31 - 1)),
     )

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mazewb.analysis.chain import build_chain, exact_outcomes
+from mazewb.errors import ConfigError
 from mazewb.maze.graph import decision_square, first_move_towards, optimal_moves, top_right_region
 from mazewb.maze.grid import Maze
 from mazewb.maze.render import Renderer
@@ -200,19 +201,19 @@ def region_curve(
     ``off_cheese_vs_top_right_at_decision``.
     """
     if regions is not None and len(regions) != len(policies):
-        raise ValueError(f"got {len(regions)} regions for {len(policies)} policies")
+        raise ConfigError(f"got {len(regions)} regions for {len(policies)} policies")
     evaluators: dict[int, Evaluator] = {}
     rows = []
     for i, policy in enumerate(tqdm(policies, desc="agents", unit="agent", disable=not progress)):
         name = (policy.card or {}).get("file") or f"policy {i}"
         region = regions[i] if regions is not None else training_region(policy)
         if region is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{name}: the training region is unknown (no cheese_region in its card, no rand_region_N "
                 "in its name); give the regions explicitly"
             )
         if not 1 <= region <= 25:
-            raise ValueError(f"{name}: a cheese region must be from 1 to 25, got {region}")
+            raise ConfigError(f"{name}: a cheese region must be from 1 to 25, got {region}")
         if region not in evaluators:
             evaluators[region] = Evaluator(seeds, region)
         metrics = evaluators[region](policy, fast=fast, progress=progress)

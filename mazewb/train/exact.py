@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mazewb.errors import ConfigError
 from mazewb.train.data import CHEESE, MazeBatch
 
 
@@ -21,7 +22,7 @@ def chain_values(probs: Tensor, batch: MazeBatch, gamma: float) -> Tensor:
     """V(s) = E[gamma^(T-1)] for every row of ``batch`` (float64, (N,)), differentiable in
     ``probs`` ((N, 5) move probabilities in LEFT, DOWN, UP, RIGHT, NOOP order)."""
     if not 0.0 < gamma < 1.0:
-        raise ValueError(f"gamma must be in (0, 1), got {gamma}")
+        raise ConfigError(f"gamma must be in (0, 1), got {gamma}")
     probs = probs.double()
     nxt_all = torch.as_tensor(batch.next_index, device=probs.device)
     values = []
@@ -54,4 +55,4 @@ def rl_loss(probs: Tensor, batch: MazeBatch, gamma: float, objective: str = "log
         return -torch.log(values.clamp(min=1e-30)).mean()
     if objective == "value":
         return -values.mean()
-    raise ValueError(f"unknown RL objective {objective!r}: use 'log_value' or 'value'")
+    raise ConfigError(f"unknown RL objective {objective!r}: use 'log_value' or 'value'")

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mazewb.errors import ConfigError
 from mazewb.policy.checkpoint import load_policy, save_policy
 from mazewb.policy.impala import ImpalaPolicy
 from mazewb.train.common import (
@@ -127,7 +128,7 @@ class FastTrainer:
         if resume:
             config, state = resumed_config(config, RESUME_OVERRIDABLE, overrides)
         if not config.large_maze_bias >= 0:
-            raise ValueError(f"large_maze_bias must be >= 0, got {config.large_maze_bias}")
+            raise ConfigError(f"large_maze_bias must be >= 0, got {config.large_maze_bias}")
         self.config = config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(config.threads)
@@ -135,7 +136,7 @@ class FastTrainer:
         if config.init and not resume:
             self.model = load_policy(config.init, device=self.device)
             if self.model.scale != config.scale:
-                raise ValueError(f"--init has scale {self.model.scale}, the run asks for {config.scale}")
+                raise ConfigError(f"--init has scale {self.model.scale}, the run asks for {config.scale}")
         else:
             torch.manual_seed(config.seed)
             self.model = ImpalaPolicy(scale=config.scale).to(self.device)
@@ -359,5 +360,5 @@ def config_from_overrides(overrides: dict[str, Any]) -> FastConfig:
     names = {f.name for f in dataclasses.fields(FastConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ValueError(f"unknown fast-trainer settings {unknown}")
+        raise ConfigError(f"unknown fast-trainer settings {unknown}")
     return FastConfig(**overrides)

@@ -31,6 +31,7 @@ from torch.distributions import Categorical
 from tqdm import tqdm
 
 from mazewb.env import MazeVecEnv
+from mazewb.errors import ConfigError
 from mazewb.policy.checkpoint import load_policy, save_policy
 from mazewb.policy.impala import ImpalaPolicy
 from mazewb.train.common import (
@@ -129,7 +130,7 @@ class PPOTrainer:
             config, state = resumed_config(config, RESUME_OVERRIDABLE, overrides)
         self.config = config
         if config.num_envs * config.num_steps % config.minibatches:
-            raise ValueError("num_envs * num_steps must be divisible by minibatches")
+            raise ConfigError("num_envs * num_steps must be divisible by minibatches")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if config.threads > 0:
             torch.set_num_threads(config.threads)
