@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mazewb.cli import command
+from mazewb.executor import add_executor_args, executor_from_args
 
 # --- shared arguments ---------------------------------------------------------------------------------
 
@@ -295,6 +296,8 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-outcomes", action="store_true", help="skip the exact outcomes (one vector field per maze)")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache each batch of seeds here (CSV)")
     p.add_argument("--csv", type=Path, default=None, help="write the per-maze table to this CSV file")
+    p.add_argument("--seeds-per-chunk", type=int, default=32, help="seeds per unit of work (default 32)")
+    add_executor_args(p)
 
 
 @command("stats", "behavioural statistics over random mazes with a decision square")(_stats_args)
@@ -302,13 +305,16 @@ def stats_cmd(args: argparse.Namespace) -> int:
     from mazewb.analysis import behaviour_regressions, qualifying_sample
 
     policy = _load_policy(args)
+    executor = executor_from_args(args)
     table = qualifying_sample(
         policy,
         args.mazes,
         args.start_seed,
         region=args.region,
         with_outcomes=not args.no_outcomes,
+        seeds_per_batch=args.seeds_per_chunk,
         cache_dir=args.cache_dir,
+        executor=executor,
     )
     if args.csv is not None:
         table.to_csv(args.csv, index=False)
