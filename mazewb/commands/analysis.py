@@ -424,6 +424,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-seeds", type=int, default=200, help="levels for ranking channels")
     p.add_argument("--stats-mazes", type=int, default=200, help="qualifying levels for the statistics")
     p.add_argument("--cache-dir", type=Path, default=None)
+    add_executor_args(p)
 
 
 def report_numbers(
@@ -432,6 +433,7 @@ def report_numbers(
     channel_seeds: int = 200,
     stats_mazes: int = 200,
     cache_dir: Path | None = None,
+    executor=None,  # noqa: ANN001 - a mazewb.executor.Executor (default: here)
 ) -> dict[str, Any]:
     """Every closing number of the analysis-engine issue for one policy."""
     from mazewb import Maze
@@ -451,7 +453,7 @@ def report_numbers(
         if decision_square(maze) is not None:
             mazes.append(maze)
         seed += 1
-    sweep = steering_sweep(policy, mazes, [0.0, -1.0], [0.0, 1.0], progress=True)
+    sweep = steering_sweep(policy, mazes, [0.0, -1.0], [0.0, 1.0], progress=True, executor=executor)
 
     def cell(c: float, t: float, column: str, only_padded: bool = False) -> dict[str, float]:
         rows = sweep[(sweep.cheese_coeff == c) & (sweep.top_right_coeff == t)]
@@ -471,8 +473,8 @@ def report_numbers(
         "p_top_right_ds_both": cell(-1, 1, "p_top_right_ds", only_padded=True),
         "mazes_with_zero_top_right_vector": len(mazes) - len(padded),
     }
-    ranking = rank_cheese_channels(policy, seeds=range(channel_seeds), progress=True)
-    table = qualifying_sample(policy, stats_mazes, cache_dir=cache_dir)
+    ranking = rank_cheese_channels(policy, seeds=range(channel_seeds), progress=True, executor=executor)
+    table = qualifying_sample(policy, stats_mazes, cache_dir=cache_dir, executor=executor)
     stats = behaviour_regressions(table)
     bench = run_bench(policy)
     return {
@@ -502,7 +504,9 @@ def report_numbers(
 @command("report-numbers", "every closing number of the analysis engine for one checkpoint")(_report_args)
 def report_cmd(args: argparse.Namespace) -> int:
     policy = _load_policy(args)
-    result = report_numbers(policy, args.ds_mazes, args.channel_seeds, args.stats_mazes, args.cache_dir)
+    result = report_numbers(
+        policy, args.ds_mazes, args.channel_seeds, args.stats_mazes, args.cache_dir, executor_from_args(args)
+    )
     if args.json:
         _print_json(result)
         return 0
