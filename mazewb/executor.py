@@ -34,7 +34,7 @@ from mazewb.policy.checkpoint import FORMAT, load_policy_bytes
 Work = Callable[..., pd.DataFrame]
 """``work(policy, chunk, **kwargs) -> table``: a module-level function (so workers import it)."""
 
-RAY_INSTALL_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray[default]==2.60.0")'
+RAY_INSTALL_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray==2.60.0")'
 
 
 class ExecutorError(MazewbError):
