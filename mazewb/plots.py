@@ -600,13 +600,16 @@ def attribution_channels_figure(attribution: Attribution, top: int = 20, title: 
 
 def region_curve_figure(table: pd.DataFrame, title: str | None = None) -> go.Figure:
     """Goal misgeneralization across training regions (from ``mazewb.train.evaluate.region_curve``):
-    off-distribution P(cheese), P(top-right first) and P(cheese move | decision square) per
+    P(cheese), P(top-right first) and P(cheese move | decision square) on the common test (the
+    same mazes for every agent; off each agent's own distribution for a table without it) per
     agent's cheese region, with in-distribution P(cheese) for reference."""
+    test = "common" if "common_p_cheese" in table else "off"
+    where = "common test" if test == "common" else "cheese outside the region"
     series = [
-        ("off_p_cheese", "P(cheese), cheese outside the region", "#d9a400"),
-        ("off_p_cheese_move_at_decision", "P(cheese move | decision square)", "#7b3294"),
-        ("off_p_top_right", "P(top-right first)", ARROW_COLOUR),
-        ("in_p_cheese", "P(cheese), cheese in the region", "#999999"),
+        (f"{test}_p_cheese", f"P(cheese), {where}", "#d9a400"),
+        (f"{test}_p_cheese_move_at_decision", "P(cheese move | decision square)", "#7b3294"),
+        (f"{test}_p_top_right", "P(top-right first)", ARROW_COLOUR),
+        ("in_p_cheese", "P(cheese), cheese in the agent's region", "#999999"),
     ]
     fig = go.Figure(
         [

@@ -11,8 +11,8 @@ decision square (``ds``), the cheese, the top-right square (``tr``) and the top-
 (``region``, the nearest of its open squares), plus the maze size: 11 in all.
 
 Sweeps are batch-of-seeds -> table functions (``behaviour_batch``), so they run the same in
-this process, in worker processes or on a cluster (e.g. ``ray.remote(behaviour_batch)`` over
-seed batches); ``behaviour_table`` runs batches here with a progress bar and caches each batch.
+this process or on a Ray cluster (``mazewb.executor``); ``behaviour_table`` runs the batches
+through an executor with a progress bar and caches each batch.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ from mazewb.analysis.cache import cache_key, cached_table, policy_identity, stor
 from mazewb.analysis.forward import BATCH_SIZE
 from mazewb.analysis.outcomes import field_outcomes
 from mazewb.analysis.vfield import decision_probabilities, vector_fields_of_mazes
+<<<<<<< HEAD
 from mazewb.errors import AnalysisError
+=======
+from mazewb.executor import Executor, LocalExecutor, chunked
+>>>>>>> wip-ray
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import decision_square, distances_from, euclidean, top_right_region
 from mazewb.maze.grid import Maze
@@ -193,21 +197,30 @@ def behaviour_table(
     seeds_per_batch: int = 32,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
-    """``behaviour_batch`` over ``seeds`` in batches of ``seeds_per_batch``, with a progress bar;
-    each batch is cached (in memory, and in ``cache_dir`` as CSV when given) under the policy's
-    weights, its seeds and the settings, so reruns and extensions only compute what is new."""
+    """``behaviour_batch`` over ``seeds`` in batches of ``seeds_per_batch``, run by ``executor``
+    (default: here, one batch after another) with a progress bar; each batch is cached (in
+    memory, and in ``cache_dir`` as CSV when given) under the policy's weights, its seeds and the
+    settings, so reruns and extensions only compute what is new."""
+    executor = executor or LocalExecutor()
     identity = policy_identity(policy)
-    seeds = [int(s) for s in seeds]
-    parts = []
-    batches = [seeds[i : i + seeds_per_batch] for i in range(0, len(seeds), seeds_per_batch)]
-    for batch in tqdm(batches, desc="behaviour statistics", unit="batch", disable=not progress):
-        key = cache_key("behaviour", _VERSION, identity, batch, region, with_outcomes)
-        table = cached_table(key, cache_dir)
-        if table is None:
-            table = behaviour_batch(policy, batch, region=region, with_outcomes=with_outcomes)
-            store_table(key, table, cache_dir)
-        parts.append(table)
+    batches = chunked([int(s) for s in seeds], seeds_per_batch)
+    keys = [cache_key("behaviour", _VERSION, identity, batch, region, with_outcomes) for batch in batches]
+    parts = [cached_table(key, cache_dir) for key in keys]
+    missing = [i for i, part in enumerate(parts) if part is None]
+    computed = executor.map(
+        behaviour_batch,
+        policy,
+        [batches[i] for i in missing],
+        desc="behaviour statistics",
+        progress=progress,
+        region=region,
+        with_outcomes=with_outcomes,
+    )
+    for i, table in zip(missing, computed, strict=True):
+        store_table(keys[i], table, cache_dir)
+        parts[i] = table
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -222,33 +235,43 @@ def qualifying_sample(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """The first ``n_mazes`` qualifying levels from ``start_seed`` on (about 2-3 seeds per
     qualifying maze), as rows of ``behaviour_batch``. Whole batches are computed (and cached)
-    so the result is the same however it is split. ``on_batch(found, n_mazes)`` is called
-    before the first and after every batch (e.g. a progress bar in an app; raising from it
-    cancels the sweep)."""
+    so the result is the same however it is split and wherever it runs. ``on_batch(found,
+    n_mazes)`` is called before the first and after every round of batches (e.g. a progress bar
+    in an app; raising from it cancels the sweep).
+
+    Locally a round is one batch. An ``executor`` running several batches at once gets rounds
+    of as many batches as the qualifying rate seen so far says are still needed (at least one per
+    worker); batches are contiguous from ``start_seed``, so the first ``n_mazes`` are the same."""
+    executor = executor or LocalExecutor()
     found: list[pd.DataFrame] = []
     count, seed = 0, start_seed
     bar = tqdm(total=n_mazes, desc="qualifying mazes", disable=not progress)
     if on_batch is not None:
         on_batch(0, n_mazes)
     while count < n_mazes:
-        batch = list(range(seed, seed + seeds_per_batch))
+        n_batches = 1
+        if executor.parallelism > 1:
+            rate = max(count / (seed - start_seed), 0.05) if seed > start_seed else 0.4
+            n_batches = max(executor.parallelism, math.ceil((n_mazes - count) / rate / seeds_per_batch))
         table = behaviour_table(
             policy,
-            batch,
+            range(seed, seed + n_batches * seeds_per_batch),
             region=region,
             with_outcomes=with_outcomes,
             seeds_per_batch=seeds_per_batch,
             cache_dir=cache_dir,
-            progress=False,
+            progress=progress and n_batches > 1,
+            executor=executor,
         )
         table = table[table["qualifies"].astype(bool)]
         found.append(table)
         count += len(table)
         bar.update(min(len(table), n_mazes - bar.n))
-        seed += seeds_per_batch
+        seed += n_batches * seeds_per_batch
         if on_batch is not None:
             on_batch(min(count, n_mazes), n_mazes)
     bar.close()

@@ -31,7 +31,11 @@ from mazewb.analysis.forward import (
 )
 from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, p_reach_target, reach_map
 from mazewb.analysis.vfield import VectorField, decision_choice, vector_fields
+<<<<<<< HEAD
 from mazewb.errors import AnalysisError, MazeError
+=======
+from mazewb.executor import Executor, chunked
+>>>>>>> wip-ray
 from mazewb.maze.bridge import maze_to_state
 from mazewb.maze.geometry import WORLD_DIM, Square, square_to_cell, square_to_world
 from mazewb.maze.graph import decision_square
@@ -145,9 +149,42 @@ def steering_sweep(
     with_outcomes: bool = False,
     batch_size: int = BATCH_SIZE,
     progress: bool = False,
+    executor: Executor | None = None,
+    mazes_per_chunk: int = 32,
 ) -> pd.DataFrame:
-    """Every maze under ``cheese_coeff * cheese vector + top_right_coeff * top-right vector``, both
-    computed from that maze, for every pair of coefficients.
+    """``steering_batch`` over ``mazes``: here in one batch, or with ``executor`` in chunks of
+    ``mazes_per_chunk`` mazes (``maze_index`` stays the index in ``mazes``)."""
+    mazes = list(mazes)
+    options = {
+        "cheese_coeffs": [float(c) for c in cheese_coeffs],
+        "top_right_coeffs": [float(t) for t in top_right_coeffs],
+        "layer": layer,
+        "with_outcomes": with_outcomes,
+        "batch_size": batch_size,
+    }
+    if executor is None:
+        return steering_batch(policy, mazes, progress=progress, **options)
+    chunks = chunked(mazes, mazes_per_chunk)
+    parts = executor.map(steering_batch, policy, chunks, desc="steering grid", progress=progress, **options)
+    for k, part in enumerate(parts):
+        part["maze_index"] += k * mazes_per_chunk
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def steering_batch(
+    policy: ImpalaPolicy,
+    mazes: Sequence[Maze],
+    cheese_coeffs: Sequence[float],
+    top_right_coeffs: Sequence[float],
+    layer: str = DEFAULT_LAYER,
+    *,
+    with_outcomes: bool = False,
+    batch_size: int = BATCH_SIZE,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The unit of work of the shards grid: every maze under ``cheese_coeff * cheese vector +
+    top_right_coeff * top-right vector``, both computed from that maze, for every pair of
+    coefficients.
 
     One row per (maze, cheese_coeff, top_right_coeff): ``p_cheese_ds``, ``p_top_right_ds``,
     ``p_other_ds`` at the decision square (NaN without one), ``top_right_zero`` (25x25 maze:

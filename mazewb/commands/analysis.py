@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mazewb.cli import command
+from mazewb.executor import add_executor_args, executor_from_args
 
 # --- shared arguments ---------------------------------------------------------------------------------
 
@@ -300,6 +301,8 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-outcomes", action="store_true", help="skip the exact outcomes (one vector field per maze)")
     p.add_argument("--cache-dir", type=Path, default=None, help="cache each batch of seeds here (CSV)")
     p.add_argument("--csv", type=Path, default=None, help="write the per-maze table to this CSV file")
+    p.add_argument("--seeds-per-chunk", type=int, default=32, help="seeds per unit of work (default 32)")
+    add_executor_args(p)
 
 
 @command("stats", "behavioural statistics over random mazes with a decision square")(_stats_args)
@@ -307,13 +310,16 @@ def stats_cmd(args: argparse.Namespace) -> int:
     from mazewb.analysis import behaviour_regressions, qualifying_sample
 
     policy = _load_policy(args)
+    executor = executor_from_args(args)
     table = qualifying_sample(
         policy,
         args.mazes,
         args.start_seed,
         region=args.region,
         with_outcomes=not args.no_outcomes,
+        seeds_per_batch=args.seeds_per_chunk,
         cache_dir=args.cache_dir,
+        executor=executor,
     )
     if args.csv is not None:
         table.to_csv(args.csv, index=False)
@@ -423,6 +429,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-seeds", type=int, default=200, help="levels for ranking channels")
     p.add_argument("--stats-mazes", type=int, default=200, help="qualifying levels for the statistics")
     p.add_argument("--cache-dir", type=Path, default=None)
+    add_executor_args(p)
 
 
 def report_numbers(
@@ -431,6 +438,7 @@ def report_numbers(
     channel_seeds: int = 200,
     stats_mazes: int = 200,
     cache_dir: Path | None = None,
+    executor=None,  # noqa: ANN001 - a mazewb.executor.Executor (default: here)
 ) -> dict[str, Any]:
     """Every closing number of the analysis-engine issue for one policy."""
     from mazewb import Maze
@@ -450,7 +458,7 @@ def report_numbers(
         if decision_square(maze) is not None:
             mazes.append(maze)
         seed += 1
-    sweep = steering_sweep(policy, mazes, [0.0, -1.0], [0.0, 1.0], progress=True)
+    sweep = steering_sweep(policy, mazes, [0.0, -1.0], [0.0, 1.0], progress=True, executor=executor)
 
     def cell(c: float, t: float, column: str, only_padded: bool = False) -> dict[str, float]:
         rows = sweep[(sweep.cheese_coeff == c) & (sweep.top_right_coeff == t)]
@@ -470,8 +478,8 @@ def report_numbers(
         "p_top_right_ds_both": cell(-1, 1, "p_top_right_ds", only_padded=True),
         "mazes_with_zero_top_right_vector": len(mazes) - len(padded),
     }
-    ranking = rank_cheese_channels(policy, seeds=range(channel_seeds), progress=True)
-    table = qualifying_sample(policy, stats_mazes, cache_dir=cache_dir)
+    ranking = rank_cheese_channels(policy, seeds=range(channel_seeds), progress=True, executor=executor)
+    table = qualifying_sample(policy, stats_mazes, cache_dir=cache_dir, executor=executor)
     stats = behaviour_regressions(table)
     bench = run_bench(policy)
     return {
@@ -501,7 +509,9 @@ def report_numbers(
 @command("report-numbers", "every closing number of the analysis engine for one checkpoint")(_report_args)
 def report_cmd(args: argparse.Namespace) -> int:
     policy = _load_policy(args)
-    result = report_numbers(policy, args.ds_mazes, args.channel_seeds, args.stats_mazes, args.cache_dir)
+    result = report_numbers(
+        policy, args.ds_mazes, args.channel_seeds, args.stats_mazes, args.cache_dir, executor_from_args(args)
+    )
     if args.json:
         _print_json(result)
         return 0

@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from mazewb.cli import command
+<<<<<<< HEAD
 from mazewb.errors import ConfigError
+=======
+from mazewb.executor import add_executor_args, executor_from_args
+>>>>>>> wip-ray
 
 
 def _add_config_args(parser: argparse.ArgumentParser, config_cls: type) -> None:
@@ -92,6 +96,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
     p.add_argument("--fast", action="store_true", help="bf16 forward pass (approximate; default exact fp32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_executor_args(p)
 
 
 @command("eval", "exact outcome probabilities of a checkpoint on held-out seeds, in and off distribution")(
@@ -100,11 +105,12 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from mazewb.policy.checkpoint import load_policy
     from mazewb.train.common import parse_seeds
-    from mazewb.train.evaluate import Evaluator
+    from mazewb.train.evaluate import evaluate
 
     policy = load_policy(args.checkpoint)
     seeds = parse_seeds(args.seeds)
-    metrics = Evaluator(seeds, args.cheese_region)(policy, fast=args.fast, progress=True)
+    executor = executor_from_args(args)
+    metrics = evaluate(policy, seeds, args.cheese_region, fast=args.fast, executor=executor, progress=True)
     result = {
         "checkpoint": policy.card.get("file"),
         "sha256": policy.card.get("sha256"),
@@ -130,15 +136,26 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _regions_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoints", nargs="+", help="agent checkpoints, e.g. model_rand_region_*.pth")
+    p.add_argument(
+        "checkpoints",
+        nargs="*",
+        help="agent checkpoints, e.g. model_rand_region_*.pth (default: the bundled agent and checkpoints/zoo/*.pt)",
+    )
     p.add_argument(
         "--regions", default=None, help="their cheese regions, comma-separated (default: from cards or file names)"
     )
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
+    p.add_argument(
+        "--common-region",
+        type=int,
+        default=5,
+        help="the common test: procgen's cheese outside the top-right NxN, a decision square (default 5)",
+    )
     p.add_argument("--fast", action="store_true", help="bf16 forward pass (approximate; default exact fp32)")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
     p.add_argument("--html", default=None, help="also write the curve to this HTML file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_executor_args(p)
 
 
 @command("eval-regions", "goal misgeneralization across agents trained with different cheese regions")(
@@ -147,27 +164,38 @@ def _regions_args(p: argparse.ArgumentParser) -> None:
 def _eval_regions(args: argparse.Namespace) -> int:
     from mazewb.policy.checkpoint import load_policy
     from mazewb.train.common import parse_seeds
-    from mazewb.train.evaluate import region_curve
+    from mazewb.train.evaluate import region_curve, zoo_checkpoints
 
     regions = None
     if args.regions is not None:
         try:
             regions = [int(r) for r in args.regions.split(",")]
         except ValueError:
+<<<<<<< HEAD
             raise ConfigError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
     policies = [load_policy(path) for path in args.checkpoints]
+=======
+            raise ValueError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
+    paths = args.checkpoints or zoo_checkpoints()
+    policies = [load_policy(path) for path in paths]
+>>>>>>> wip-ray
     seeds = parse_seeds(args.seeds)
-    table = region_curve(policies, seeds, regions, fast=args.fast)
+    executor = executor_from_args(args)
+    table = region_curve(policies, seeds, regions, fast=args.fast, common_region=args.common_region, executor=executor)
     if args.csv:
         table.to_csv(args.csv, index=False)
     if args.html:
         from mazewb import plots
 
         Path(args.html).write_text(plots.region_curve_figure(table).to_html(include_plotlyjs=True))
+    common = (
+        f"procgen's own cheese outside the top-right {args.common_region}x{args.common_region}, a decision square"
+    )
     if args.json:
         rows = json.loads(table.to_json(orient="records"))
-        print(json.dumps({"seeds": f"{seeds.start}:{seeds.stop}", "agents": rows}, indent=2))
+        print(json.dumps({"seeds": f"{seeds.start}:{seeds.stop}", "common_test": common, "agents": rows}, indent=2))
     else:
-        print(f"seeds {seeds.start}:{seeds.stop}; off distribution: cheese outside the region, decision square")
+        print(f"seeds {seeds.start}:{seeds.stop}; off: cheese outside the agent's own region, a decision square;")
+        print(f"common (the same mazes for every agent): {common}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
