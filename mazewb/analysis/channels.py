@@ -31,11 +31,8 @@ from mazewb.analysis.forward import (
     observations_of_states,
     to_input,
 )
-<<<<<<< HEAD
 from mazewb.errors import AnalysisError
-=======
 from mazewb.executor import Executor, LocalExecutor, chunked
->>>>>>> wip-ray
 from mazewb.maze.geometry import square_to_cell
 from mazewb.maze.grid import Maze
 from mazewb.policy import ImpalaPolicy
@@ -73,16 +70,7 @@ def rank_cheese_channels(
     """
     shape = policy.hook_points()[layer]
     if len(shape) != 3:
-<<<<<<< HEAD
         raise AnalysisError(f"{layer} is flat {shape}: channel ranking needs a (C, H, W) layer")
-    n_channels, height, width = shape
-    mazes = cheese_tracking_mazes(list(seeds), width)
-    if not mazes:
-        raise AnalysisError("no usable levels among the seeds (cheese too close to the mouse in all)")
-    sums = np.zeros((3, n_channels))
-    for lo in tqdm(range(0, len(mazes), batch_size), desc="ranking channels", disable=not progress):
-=======
-        raise ValueError(f"{layer} is flat {shape}: channel ranking needs a (C, H, W) layer")
     executor = executor or LocalExecutor()
     chunks = chunked([int(s) for s in seeds], seeds_per_chunk)
     parts = executor.map(
@@ -90,7 +78,7 @@ def rank_cheese_channels(
     )
     per_maze = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if per_maze.empty:
-        raise ValueError("no usable levels among the seeds (cheese too close to the mouse in all)")
+        raise AnalysisError("no usable levels among the seeds (cheese too close to the mouse in all)")
     table = per_maze.groupby("channel", sort=True)[["corr", "argmax_hit", "contrast"]].mean().reset_index()
     table["n_mazes"] = per_maze["seed"].nunique()
     return table.sort_values("corr", ascending=False, kind="stable").reset_index(drop=True)
@@ -106,7 +94,6 @@ def channel_batch(
     mazes = cheese_tracking_mazes(list(seeds), width)
     parts = []
     for lo in range(0, len(mazes), batch_size):
->>>>>>> wip-ray
         chunk = mazes[lo : lo + batch_size]
         states = [s for m in chunk for s in mouse_states(m, [m.mouse])]
         x = to_input(policy, observations_of_states(states))

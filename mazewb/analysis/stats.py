@@ -32,11 +32,8 @@ from mazewb.analysis.cache import cache_key, cached_table, policy_identity, stor
 from mazewb.analysis.forward import BATCH_SIZE
 from mazewb.analysis.outcomes import field_outcomes
 from mazewb.analysis.vfield import decision_probabilities, vector_fields_of_mazes
-<<<<<<< HEAD
 from mazewb.errors import AnalysisError
-=======
 from mazewb.executor import Executor, LocalExecutor, chunked
->>>>>>> wip-ray
 from mazewb.maze.geometry import Square
 from mazewb.maze.graph import decision_square, distances_from, euclidean, top_right_region
 from mazewb.maze.grid import Maze

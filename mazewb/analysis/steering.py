@@ -31,11 +31,8 @@ from mazewb.analysis.forward import (
 )
 from mazewb.analysis.outcomes import field_outcomes, normalized_path_probabilities, p_reach_target, reach_map
 from mazewb.analysis.vfield import VectorField, decision_choice, vector_fields
-<<<<<<< HEAD
 from mazewb.errors import AnalysisError, MazeError
-=======
 from mazewb.executor import Executor, chunked
->>>>>>> wip-ray
 from mazewb.maze.bridge import maze_to_state
 from mazewb.maze.geometry import WORLD_DIM, Square, square_to_cell, square_to_world
 from mazewb.maze.graph import decision_square

@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mazewb.cli import command
-<<<<<<< HEAD
 from mazewb.errors import ConfigError
-=======
 from mazewb.executor import add_executor_args, executor_from_args
->>>>>>> wip-ray
 
 
 def _add_config_args(parser: argparse.ArgumentParser, config_cls: type) -> None:
@@ -171,14 +168,9 @@ def _eval_regions(args: argparse.Namespace) -> int:
         try:
             regions = [int(r) for r in args.regions.split(",")]
         except ValueError:
-<<<<<<< HEAD
             raise ConfigError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
-    policies = [load_policy(path) for path in args.checkpoints]
-=======
-            raise ValueError(f"--regions must be comma-separated integers, got {args.regions!r}") from None
     paths = args.checkpoints or zoo_checkpoints()
     policies = [load_policy(path) for path in paths]
->>>>>>> wip-ray
     seeds = parse_seeds(args.seeds)
     executor = executor_from_args(args)
     table = region_curve(policies, seeds, regions, fast=args.fast, common_region=args.common_region, executor=executor)

@@ -362,7 +362,7 @@ def region_curve(
         names.append(name)
         own.append(region)
     if common_region is not None and not 1 <= common_region <= 25:
-        raise ValueError(f"the common test's region must be from 1 to 25, got {common_region}")
+        raise ConfigError(f"the common test's region must be from 1 to 25, got {common_region}")
     rows = []
     for i in tqdm(range(len(policies)), desc="agents", unit="agent", disable=not progress):
         policy, name, region = policies[i], names[i], own[i]
