@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray  # the [ray] extra (installed by the test command); the local path never needs it
 
 import mazewb
 from mazewb import Maze, load_policy
@@ -19,8 +20,6 @@ from mazewb.cli import main
 from mazewb.executor import RAY_INSTALL_HINT, LocalExecutor, RayExecutor, chunked
 from mazewb.policy import ImpalaPolicy
 from mazewb.train.evaluate import evaluation_rows
-
-ray = pytest.importorskip("ray")  # the [ray] extra; the local path never needs it
 
 
 @pytest.fixture(scope="module")
