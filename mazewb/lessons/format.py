@@ -40,7 +40,7 @@ from mazewb.errors import MazewbError
 MAX_LESSON_BYTES = 256 * 1024
 MAX_STEPS = 60
 LESSON_KEYS = ("title", "summary")
-STEP_KEYS = ("state", "figures", "channels", "expect", "confirmed", "otherwise")
+STEP_KEYS = ("state", "compare", "figures", "channels", "expect", "confirmed", "otherwise")
 SECTIONS = {"look for": "look_for", "question": "question", "answer": "answer"}
 _KEY_LINE = re.compile(r"^([a-z_]+)\s*:\s*(.*)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -60,6 +60,7 @@ class Step:
     look_for: str
     question: str
     answer: str
+    compare: str = ""  # optional second view state; its numbers are {compare.NAME}
     figures: tuple[str, ...] | None = None  # None: the figures of the state's tab
     channels: int = 0  # >0: show live-ranked cheese channels (the top one as `ch`, the top N as `rtch`)
     expect: str = ""  # a condition on live numbers, e.g. "p_cheese_move_at_ds_steered < p_cheese_move_at_ds"
@@ -190,6 +191,7 @@ def _parse_step(lines: list[str], begin: int, end: int, where: str, problems: li
     return Step(
         title=title,
         state=keys.get("state", ""),
+        compare=keys.get("compare", ""),
         caption=text.get("caption", ""),
         look_for=text.get("look_for", ""),
         question=text.get("question", ""),

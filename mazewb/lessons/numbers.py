@@ -58,14 +58,15 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "change": lambda x: f"{float(x):+.3f}",  # a signed difference of probabilities
     "score": lambda x: f"{float(x):.3f}",  # correlations, fractions of variance
     "steps": lambda x: f"{float(x):.1f}",  # expected episode length
-    "distance": lambda x: "unreachable" if not np.isfinite(x) else f"{float(x):.1f}",
+    "distance": lambda x: "unreachable" if not np.isfinite(x) else f"{float(x):.1f}",  # straight-line, squares
+    "moves": lambda x: "unreachable" if not np.isfinite(x) else str(int(x)),  # path length
     "count": lambda x: str(int(x)),
     "coeff": _coeff,
     "square": _square,
     "flag": lambda x: "yes" if x else "no",
     "text": str,
 }
-NUMERIC = {"prob", "change", "score", "steps", "distance", "count", "coeff", "flag"}
+NUMERIC = {"prob", "change", "score", "steps", "distance", "moves", "count", "coeff", "flag"}
 
 
 def format_value(kind: str, value: Any) -> str:
@@ -77,7 +78,7 @@ def shown_value(kind: str, value: Any) -> float:
     claim never contradicts the numbers on screen."""
     if kind == "flag":
         return 1.0 if value else 0.0
-    if kind == "distance" and not np.isfinite(value):
+    if kind in ("distance", "moves") and not np.isfinite(value):
         return float("inf")
     return float(format_value(kind, value))
 
@@ -370,7 +371,7 @@ _add(
 )
 _add(
     "cheese_to_ds",
-    "distance",
+    "moves",
     "path distance (moves) from the cheese to the decision square",
     lambda c: path_distance(c.maze, c.maze.cheese, c.decision_square),
     "ds",
@@ -406,6 +407,12 @@ _add_behaviour(
 )
 _add_behaviour(
     "p_neither", "prob", "exact P(neither cheese nor top-right square)", lambda c, s: c.outcomes(s).p_neither
+)
+_add_behaviour(
+    "p_cheese_first",
+    "prob",
+    "exact P(reach the cheese before the top-right square); with p_top_right_first and p_neither it sums to 1",
+    lambda c, s: max(0.0, 1.0 - c.outcomes(s).p_top_right - c.outcomes(s).p_neither),
 )
 _add_behaviour("p_timeout", "prob", "exact P(no cheese within 500 steps)", lambda c, s: c.outcomes(s).p_timeout)
 _add_behaviour("expected_steps", "steps", "expected episode length in steps", lambda c, s: c.outcomes(s).expected_steps)

@@ -14,8 +14,24 @@ from mazewb import plots
 from mazewb.app.state import ViewState, from_query, to_query
 from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.format import Lesson, LessonError, Step
-from mazewb.lessons.numbers import PLACEHOLDERS, RANK_SEEDS, StepContext, ranked_channels, shown_value
-from mazewb.lessons.template import expectation_names, fill, holds, parse_expectation, placeholders_in
+from mazewb.lessons.numbers import (
+    PLACEHOLDERS,
+    RANK_SEEDS,
+    Placeholder,
+    StepContext,
+    format_value,
+    ranked_channels,
+    shown_value,
+)
+from mazewb.lessons.template import (
+    COMPARE,
+    expectation_names,
+    fill,
+    holds,
+    lookup,
+    parse_expectation,
+    placeholders_in,
+)
 from mazewb.maze import Maze
 from mazewb.policy import ImpalaPolicy
 
@@ -76,11 +92,13 @@ def step_figures(step: Step, state: ViewState) -> tuple[str, ...]:
     return figures
 
 
-def resolve_state(step: Step, policy: ImpalaPolicy, rank_seeds: Sequence[int] = RANK_SEEDS) -> ViewState:
-    """The step's view state with live channels filled in: with ``channels: top N`` the shown
-    channel is the best-ranked cheese channel of the shown layer, and a retarget sets the top N
-    of the steering layer."""
-    state = from_query(step.state)
+def resolve_state(
+    step: Step, policy: ImpalaPolicy, rank_seeds: Sequence[int] = RANK_SEEDS, query: str | None = None
+) -> ViewState:
+    """The step's view state (or ``query``, e.g. its compare state) with live channels filled in:
+    with ``channels: top N`` the shown channel is the best-ranked cheese channel of the shown
+    layer, and a retarget sets the top N of the steering layer."""
+    state = from_query(step.state if query is None else query)
     if step.channels:
         state = replace(state, channel=ranked_channels(policy, state.layer, 1, rank_seeds)[0])
         if state.steer.retarget_square is not None:
@@ -125,9 +143,20 @@ def _render(
 ) -> StepView:
     state = resolve_state(step, policy, rank_seeds)
     ctx = StepContext(policy, state, rank_seeds=rank_seeds, zoo=zoo)
-    n_channels = policy.hook_points()[state.layer][0]
-    if state.channel >= n_channels:
-        raise LessonError(f"channel {state.channel} does not exist: {state.layer} has channels 0 to {n_channels - 1}")
+    contexts = {"": ctx}
+    if step.compare:
+        other = resolve_state(step, policy, rank_seeds, step.compare)
+        contexts[COMPARE] = StepContext(policy, other, rank_seeds=rank_seeds, zoo=zoo)
+    for c in contexts.values():
+        n_channels = policy.hook_points()[c.state.layer][0]
+        if c.state.channel >= n_channels:
+            raise LessonError(
+                f"channel {c.state.channel} does not exist: {c.state.layer} has channels 0 to {n_channels - 1}"
+            )
+
+    def context(name: str) -> StepContext:
+        return contexts[COMPARE] if name.startswith(COMPARE) else ctx
+
     names: list[str] = []
     for text in _texts(step):
         found, problems = placeholders_in(text)
@@ -137,15 +166,17 @@ def _render(
     comparisons, problems = parse_expectation(step.expect) if step.expect else ([], [])
     if problems:
         raise LessonError(problems[0])
-    values = {name: PLACEHOLDERS[name].value(ctx) for name in dict.fromkeys(names + expectation_names(comparisons))}
-    numbers = {name: PLACEHOLDERS[name].text(ctx) for name in values}
+    wanted = dict.fromkeys(names + expectation_names(comparisons))
+    values = {name: _placeholder(name).value(context(name)) for name in wanted}
+    numbers = {name: format_value(_placeholder(name).kind, v) for name, v in values.items()}
     expected: bool | None = None
     notice = ""
     if comparisons:
-        shown = {name: shown_value(PLACEHOLDERS[name].kind, v) for name, v in values.items()}
+        shown = {name: shown_value(_placeholder(name).kind, values[name]) for name in expectation_names(comparisons)}
         expected = holds(comparisons, shown)
         notice = fill(step.confirmed if expected else step.otherwise, numbers)
-    figs = tuple(_figure(kind, ctx) for kind in step_figures(step, state)) if draw else ()
+    kinds = step_figures(step, state)
+    figs = tuple(_figure(kind.removeprefix(COMPARE), context(kind)) for kind in kinds) if draw else ()
     return StepView(
         lesson=lesson.name,
         lesson_title=lesson.title,
@@ -163,6 +194,13 @@ def _render(
         numbers=numbers,
         figures=tuple(f for f in figs if f is not None),
     )
+
+
+def _placeholder(name: str) -> Placeholder:
+    found = lookup(name)
+    if found is None:
+        raise LessonError(f"unknown placeholder {{{name}}}")
+    return found
 
 
 # --- figures ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mazewb.lessons.numbers import NUMERIC, PLACEHOLDERS
+from mazewb.lessons.numbers import NUMERIC, PLACEHOLDERS, Placeholder
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
@@ -23,6 +23,14 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
 _COMPARISON = re.compile(r"^\s*(\S+)\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*$")
 
 
+COMPARE = "compare."
+
+
+def lookup(name: str) -> Placeholder | None:
+    """The placeholder ``name`` stands for: ``compare.NAME`` is NAME on the step's compare state."""
+    return PLACEHOLDERS.get(name.removeprefix(COMPARE))
+
+
 def placeholders_in(text: str) -> tuple[list[str], list[str]]:
     """The placeholder names ``text`` uses, and its problems (unknown names, stray braces)."""
     names: list[str] = []
@@ -35,7 +43,7 @@ def placeholders_in(text: str) -> tuple[list[str], list[str]]:
             problems.append(f"a stray {token!r} (write {token * 2} for a literal brace)")
             continue
         name = m.group(1).strip()
-        if name not in PLACEHOLDERS:
+        if lookup(name) is None:
             problems.append(f"unknown placeholder {{{name}}}" + _suggest(name))
         else:
             names.append(name)
@@ -59,8 +67,9 @@ def fill(text: str, values: dict[str, str]) -> str:
 def _suggest(name: str) -> str:
     import difflib
 
-    close = difflib.get_close_matches(name, list(PLACEHOLDERS), n=1)
-    return f" (did you mean {{{close[0]}}}?)" if close else ""
+    prefix = COMPARE if name.startswith(COMPARE) else ""
+    close = difflib.get_close_matches(name.removeprefix(COMPARE), list(PLACEHOLDERS), n=1)
+    return f" (did you mean {{{prefix}{close[0]}}}?)" if close else ""
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ def parse_expectation(text: str) -> tuple[list[Comparison], list[str]]:
         for operand in (left, right):
             if _NUMBER.match(operand):
                 continue
-            p = PLACEHOLDERS.get(operand)
+            p = lookup(operand)
             if p is None:
                 problems.append(f"expectation uses unknown number {operand!r}" + _suggest(operand))
             elif p.kind not in NUMERIC:

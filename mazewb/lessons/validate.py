@@ -8,9 +8,8 @@ from mazewb import analysis as an
 from mazewb.app.state import ViewState, from_query, seed_maze
 from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.format import Lesson, Step
-from mazewb.lessons.numbers import PLACEHOLDERS
 from mazewb.lessons.render import FIGURES, step_figures
-from mazewb.lessons.template import expectation_names, parse_expectation, placeholders_in
+from mazewb.lessons.template import COMPARE, expectation_names, lookup, parse_expectation, placeholders_in
 from mazewb.policy import HOOK_NAMES
 
 NEEDS = {
@@ -29,44 +28,57 @@ def lesson_problems(lesson: Lesson) -> list[str]:
     return problems
 
 
-def step_problems(step: Step) -> list[str]:
+def _state_problems(query: str, step: Step, label: str) -> tuple[ViewState | None, dict[str, bool], list[str]]:
+    """The state ``query`` parses to (None if it does not), what it has, and its problems."""
     try:
-        state = from_query(step.state)
+        state = from_query(query)
     except MazewbError as exc:
-        return [f"state: {user_message(exc)}"]
+        return None, {}, [f"{label}: {user_message(exc)}"]
     problems: list[str] = []
     if state.checkpoint != ViewState().checkpoint:
-        problems.append("state: a lesson runs on the loaded agent; remove 'ckpt=' from its state")
+        problems.append(f"{label}: a lesson runs on the loaded agent; remove 'ckpt=' from it")
     try:
         maze = state.maze()
     except MazewbError as exc:
-        return problems + [f"state: {user_message(exc)}"]
+        return None, {}, problems + [f"{label}: {user_message(exc)}"]
     for layer, what in ((state.layer, "layer"), (state.steer.layer, "steering layer (sl)")):
         if layer not in HOOK_NAMES:
-            problems.append(f"state: the {what} {layer!r} is not a hook point of the IMPALA network")
+            problems.append(f"{label}: the {what} {layer!r} is not a hook point of the IMPALA network")
     spec = state.steer
-    retarget = spec.retarget_square is not None and bool(spec.retarget_channels or step.channels)
     if spec.retarget_square is not None and not maze.is_open(spec.retarget_square):
-        problems.append(f"state: the retarget square {spec.retarget_square} is not an open square of the maze")
+        problems.append(f"{label}: the retarget square {spec.retarget_square} is not an open square of the maze")
     if spec.cheese_coeff:
         src = maze if spec.cheese_source is None else seed_maze(spec.cheese_source)
         if src.cheese is None:
-            problems.append("state: the cheese vector needs a source maze with a cheese")
+            problems.append(f"{label}: the cheese vector needs a source maze with a cheese")
     if spec.top_right_coeff:
         src = maze if spec.top_right_source is None else seed_maze(spec.top_right_source)
         if not an.top_right_corridor(src):
             problems.append(
-                f"state: the top-right vector of a {src.size}x{src.size} maze is zero; "
+                f"{label}: the top-right vector of a {src.size}x{src.size} maze is zero; "
                 "take it from a smaller maze (tvsrc=SEED)"
             )
     if spec.resample_channels and seed_maze(spec.resample_source).size != maze.size:
-        problems.append("state: resampling needs a source maze (rssrc) of the same size as the maze")
+        problems.append(f"{label}: resampling needs a source maze (rssrc) of the same size as the maze")
     have = {
         "steer": spec.active or (spec.retarget_square is not None and bool(step.channels)),
         "ds": an.decision_square(maze) is not None,
         "cheese": maze.cheese is not None,
-        "retarget": retarget,
+        "retarget": spec.retarget_square is not None and bool(spec.retarget_channels or step.channels),
     }
+    return state, have, problems
+
+
+def step_problems(step: Step) -> list[str]:
+    state, have, problems = _state_problems(step.state, step, "state")
+    if state is None:
+        return problems
+    compare_have: dict[str, bool] | None = None
+    if step.compare:
+        other, compare_have, more = _state_problems(step.compare, step, "compare")
+        problems += more
+        if other is None:
+            return problems
     names: list[str] = []
     for label, text in (
         ("title", step.title),
@@ -83,17 +95,25 @@ def step_problems(step: Step) -> list[str]:
     if step.expect:
         comparisons, expect_problems = parse_expectation(step.expect)
         problems += [f"expect: {p}" for p in expect_problems]
-        names += [n for n in expectation_names(comparisons) if n in PLACEHOLDERS]
+        names += [n for n in expectation_names(comparisons) if lookup(n) is not None]
     for name in dict.fromkeys(names):
-        for need in sorted(PLACEHOLDERS[name].needs):
-            if not have[need]:
-                problems.append(f"{{{name}}} needs {NEEDS[need]}, which this step's state has not")
-    figures = step_figures(step, state)
-    for kind in figures:
-        if kind not in FIGURES:
+        if name.startswith(COMPARE) and compare_have is None:
+            problems.append(f"{{{name}}} needs a 'compare:' state, which this step has not")
+            continue
+        got = compare_have if name.startswith(COMPARE) else have
+        for need in sorted(lookup(name).needs):  # type: ignore[union-attr]
+            if not got[need]:  # type: ignore[index]
+                where = "compare state" if name.startswith(COMPARE) else "state"
+                problems.append(f"{{{name}}} needs {NEEDS[need]}, which this step's {where} has not")
+    for kind in step_figures(step, state):
+        base = kind.removeprefix(COMPARE)
+        got = compare_have if kind.startswith(COMPARE) else have
+        if base not in FIGURES:
             problems.append(f"figures: unknown figure {kind!r}; known: {', '.join(FIGURES)}")
-        elif kind in ("steered", "diff") and not have["steer"]:
+        elif got is None:
+            problems.append(f"figures: {kind!r} needs a 'compare:' state")
+        elif base in ("steered", "diff") and not got["steer"]:
             problems.append(f"figures: {kind!r} needs {NEEDS['steer']}")
-        elif kind == "grid" and not (have["ds"]):
-            problems.append(f"figures: 'grid' needs {NEEDS['ds']}")
+        elif base == "grid" and not got["ds"]:
+            problems.append(f"figures: {kind!r} needs {NEEDS['ds']}")
     return problems
