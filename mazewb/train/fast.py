@@ -76,7 +76,7 @@ class FastConfig:
     large_maze_bias: float = 0.0  # keep a level with probability (size / 25) ** bias; > 0 favours large mazes
     workers: int = 1
     threads: int = 2
-    bf16: bool = True  # bf16 autocast (with channels_last) for the network
+    bf16: bool = True  # bf16 autocast; only pays where the CPU has bf16 matmul (AMX): 7x slower without
     device: str = ""  # default: CUDA when present, else CPU
     eval_seeds: str = "0:50"  # held-out level seeds (training uses seeds >= 1,000,000)
     eval_every_s: float = 600.0
@@ -141,7 +141,8 @@ class FastTrainer:
             torch.manual_seed(config.seed)
             self.model = ImpalaPolicy(scale=config.scale).to(self.device)
         self.model.train()
-        if self.device.type == "cpu" and config.bf16:
+        if self.device.type == "cpu":
+            # channels_last trains ~1.45x faster than NCHW in fp32 too (measured on an AMD EPYC, 2 threads)
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, eps=config.adam_eps)
         self.counters = {"step": 0, "samples": 0, "mazes": 0, "seconds": 0.0, "segment": 0}
@@ -185,7 +186,7 @@ class FastTrainer:
         """One optimizer step on ``batch``; returns the step's losses and accuracy."""
         cfg = self.config
         x = torch.as_tensor(batch.obs, device=self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        if cfg.bf16:
+        if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         target = torch.as_tensor(batch.target, device=self.device)
         lr = learning_rate(cfg, self.counters["samples"])
