@@ -1,7 +1,9 @@
 """The CLI's error contract: a user error is exactly one line ``mazewb CMD: error: ...`` on stderr
 and exit 2; a bug propagates with its traceback (exit 1); a closed pipe ends quietly.
 
-Most checks run ``mazewb.cli.main`` in-process (fast); a few run the real command in a subprocess."""
+Most checks run ``mazewb.cli.main`` in-process (fast); two run it in a subprocess (exit status,
+traceback, closed pipe). The hostile checkpoints include the issue's reproduce file (a 10**12
+element stride-0 tensor)."""
 
 from __future__ import annotations
 
@@ -110,7 +112,7 @@ def test_bad_checkpoint_is_one_line_exit_2(
         (["eval", "--seeds", "0:99999999999"], "must be a non-empty range"),
         (["eval", "--seeds", "-5:3"], "argument --seeds: expected one argument (see mazewb eval --help)"),
         (["vfield", "--seed", "-5"], "a level seed must be an integer from 0"),
-        (["vfield", "--seed", "x\ny"], r"invalid int value: 'x\\ny'"),
+        (["vfield", "--seed", "x\ny"], r"invalid int value: 'x\ny'"),
         (["vfield", "--maze", "{cheese-on-wall.json}", "--seed", "3"], "not allowed with argument --maze"),
         (["vfield", "--layer", "nope", "--cheese-vector", "1"], "unknown hook points ['nope']"),
         (["vfield", "--interventions", "{interventions-unknown.json}"], "unknown intervention kind 'add'"),
@@ -182,15 +184,6 @@ def test_a_closed_pipe_ends_quietly() -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0
     assert err == b"", err
-
-
-def test_the_issues_reproduce_command_through_the_real_cli(files: dict[str, Path]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mazewb", "outcomes", "--checkpoint", str(files["declared-1e12-elements.pt"])],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 2 and done.stdout == ""
-    assert re.match(ONE_LINE, done.stderr), done.stderr
 
 
 def test_usage_errors_escape_what_the_user_typed() -> None:

@@ -4,10 +4,12 @@ in bounded time and memory, and no pickled code ever run. Legitimate files still
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,119 @@ def test_a_deflated_but_honest_archive_loads() -> None:
     tensors, records = legit_parts()
     data = mazewb_file(tensors, records, deflate=tuple(records))
     assert load_policy_bytes(data, "deflated.pt", device="cpu").scale == 1
+
+
+# ------------------------------------------------------------------ training states (--resume)
+def train_state(**changes: object) -> dict:
+    """A state as ``FastTrainer.save`` writes it (scale 1, one Adam step), with ``changes``."""
+    from dataclasses import asdict
+
+    from mazewb.train.common import TRAIN_STATE_FORMAT
+    from mazewb.train.fast import FastConfig
+
+    torch.manual_seed(0)
+    net = ImpalaPolicy(1)
+    opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+    net(torch.rand(1, 3, 64, 64))[0].sum().backward()
+    opt.step()
+    state = {
+        "format": TRAIN_STATE_FORMAT, "trainer": "fast", "config": asdict(FastConfig(name="r", threads=1)),
+        "model": net.state_dict(), "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+        "counters": {"step": 1, "samples": 24, "mazes": 1, "seconds": 1.0, "segment": 0},
+        "best": float("-inf"), "last_eval": {}, "commands": ["mazewb train fast --name r"],
+    }  # fmt: skip
+    state.update(changes)
+    return state
+
+
+def _with_optimizer_moment(moment: torch.Tensor) -> dict:
+    state = train_state()
+    state["optimizer"]["state"][0]["exp_avg"] = moment
+    return state
+
+
+def _nan_model() -> dict:
+    state = train_state()
+    state["model"]["fc_value.bias"] = torch.full((1,), float("nan"))
+    return state
+
+
+def _laughs() -> list:
+    laugh: list = ["ha"]
+    for _ in range(40):
+        laugh = [laugh, laugh]
+    return laugh
+
+
+HOSTILE_TRAIN_STATES: dict[str, tuple[Callable[[], object], str]] = {
+    "code-running": (lambda: train_state(commands=[_Runs(os.system, f"touch {MARKER}")]), "could run code"),
+    "stride0-moment": (lambda: _with_optimizer_moment(torch.zeros(1).expand(10**12)), "stride-0"),
+    "moment-wrong-shape": (lambda: _with_optimizer_moment(torch.zeros(7)), "'exp_avg' has shape \\(7,\\)"),
+    "sparse-moment": (lambda: _with_optimizer_moment(torch.zeros(16, 3, 3, 3).to_sparse()), "sparse tensor"),
+    "nan-model": (_nan_model, "fc_value.bias contain NaN"),
+    "model-wrong-shape": (
+        lambda: train_state(model={**train_state()["model"], "fc_policy.bias": torch.zeros(3)}),
+        "wrong shape for fc_policy.bias",
+    ),
+    "scale-contradicts": (
+        lambda: train_state(config={**train_state()["config"], "scale": 2}),
+        "saved config says scale 2, the saved weights have scale 1",
+    ),
+    "unknown-setting": (
+        lambda: train_state(config={**train_state()["config"], "evil\nkey": 1}),
+        "unknown settings \\['evil\\\\nkey'\\]",
+    ),
+    "setting-wrong-type": (
+        lambda: train_state(config={**train_state()["config"], "lr": "fast"}),
+        "saved setting 'lr' is 'fast'; expected a float",
+    ),
+    "missing-counter": (lambda: train_state(counters={"step": 1}), "counters lack samples, mazes"),
+    "billion-laughs": (lambda: train_state(last_eval={"x": _laughs()}), "more than 100,000 values"),
+    "not-a-train-state": (lambda: {"model_state_dict": train_state()["model"]}, "not a mazewb training state"),
+    "rng-not-bytes": (lambda: train_state(torch_rng=torch.zeros(3)), "random state is not a 1-D byte tensor"),
+    "random-bytes": (lambda: bytes(range(256)) * 8, "not a PyTorch checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TRAIN_STATES))
+def test_hostile_training_state_is_refused_on_resume(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mazewb.errors import ConfigError
+    from mazewb.train.fast import FastConfig, FastTrainer
+
+    monkeypatch.chdir(tmp_path)
+    make, pattern = HOSTILE_TRAIN_STATES[case]
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    content = make()
+    if isinstance(content, bytes):
+        (run / "last.pt").write_bytes(content)
+    else:
+        torch.save(content, run / "last.pt")
+    with pytest.raises((CheckpointError, ConfigError), match=pattern) as info:
+        FastTrainer(FastConfig(name="r", runs_dir=str(tmp_path / "runs"), threads=1), resume=True)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+    assert not (tmp_path / MARKER).exists()
+
+
+def test_training_state_within_its_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mazewb.train import common
+    from mazewb.train.fast import RESUME_OVERRIDABLE, FastConfig
+
+    path = tmp_path / "r" / "last.pt"
+    path.parent.mkdir()
+    torch.save(train_state(), path)
+    config = FastConfig(name="r", runs_dir=str(tmp_path))
+    saved, state = common.resumed_config(config, RESUME_OVERRIDABLE, None)
+    assert saved.threads == 1 and torch.equal(state["torch_rng"], train_state()["torch_rng"])
+    assert torch.equal(state["model"]["embedder.fc.weight"], train_state()["model"]["embedder.fc.weight"])
+    size = path.stat().st_size
+    monkeypatch.setattr(common, "MAX_TRAIN_STATE_BYTES", size - 1)  # the file's own size
+    with pytest.raises(CheckpointError, match="over the limit"):
+        common.load_train_state(path)
+    # The tensors' total is checked before any record is read.
+    archive = common.CheckpointArchive(path.read_bytes(), "last.pt")
+    monkeypatch.setattr(common.CheckpointArchive, "tensor", lambda *a: pytest.fail("read before the budget check"))
+    with pytest.raises(CheckpointError, match="its tensors hold .* bytes, over the limit of 1,000"):
+        archive.materialise(1000)

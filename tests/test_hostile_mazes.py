@@ -19,6 +19,7 @@ MAX_LIBRARY_MESSAGE = 300
 """The library's own messages are short before the CLI's cut (user_message) even applies."""
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+QUICK = settings(FAST, max_examples=100)
 KEYS = ("format", "size", "rows", "cheese", "mouse", "background", "seed")
 
 
@@ -127,7 +128,7 @@ def test_mutated_maze_json_is_a_maze_or_a_short_maze_error(data: dict[str, Any])
     check(json.dumps(data))
 
 
-@FAST
+@QUICK
 @given(st.sampled_from(range(5)), st.data())
 def test_mangled_maze_text_is_a_maze_or_a_short_maze_error(which: int, draw: st.DataObject) -> None:
     """Byte-level damage: truncation, flipped bytes, inserted brackets and digits, invalid UTF-8."""
@@ -145,7 +146,7 @@ def test_mangled_maze_text_is_a_maze_or_a_short_maze_error(which: int, draw: st.
     check(bytes(text))
 
 
-@FAST
+@QUICK
 @given(json_values)
 def test_any_json_value_is_a_maze_or_a_short_maze_error(value: Any) -> None:
     check(json.dumps(value))
