@@ -358,11 +358,12 @@ class CheckpointArchive:
         for key, spec in specs.items():
             if any(st == 0 and s > 1 for s, st in zip(spec.shape, spec.stride, strict=True)):
                 raise CheckpointError(
-                    f"{self.name}: {key} has stride {spec.stride}: a stride-0 (broadcast) view, refused"
+                    f"{self.name}: {key} has stride {_short(spec.stride)}: a stride-0 (broadcast) view, refused"
                 )
             if not dense_layout(spec.shape, spec.stride):
                 raise CheckpointError(
-                    f"{self.name}: {key} has strides {spec.stride} that overlap or leave gaps for shape {spec.shape}"
+                    f"{self.name}: {key} has strides {_short(spec.stride)} that overlap or leave gaps for shape "
+                    f"{_short(spec.shape)}"
                 )
             users.setdefault(spec.storage.key, []).append(spec)
         total = 0
@@ -421,7 +422,12 @@ def _check_tree(root: Any, name: str) -> None:
         elif isinstance(value, (list, tuple)):
             children = list(value)
         else:
-            raise CheckpointError(f"{name}: holds a {type(value).__name__}; expected tensors and plain data only")
+            kind = (
+                f"torch {value.kind}" if isinstance(value, _Marker)
+                else "bare storage" if isinstance(value, StorageSpec)
+                else type(value).__name__
+            )  # fmt: skip
+            raise CheckpointError(f"{name}: holds a {kind}; expected tensors and plain data only")
         count += len(children)
         if count > MAX_VALUES:
             raise CheckpointError(
@@ -454,6 +460,12 @@ def _replace_specs(value: Any, read: dict[TensorSpec, Tensor]) -> Any:
     if isinstance(value, tuple):
         return tuple(_replace_specs(v, read) for v in value)
     return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a declared shape can be long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _compressed_size(infos: list[zipfile.ZipInfo]) -> int:
