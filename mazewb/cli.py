@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -61,9 +62,19 @@ def _load_commands() -> None:
         importlib.import_module(f"mazewb.commands.{info.name}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other user error (``mazewb CMD: error:
+    ...``, the value escaped, a pointer to ``--help``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        from mazewb.errors import user_message
+
+        self.exit(2, f"{self.prog}: error: {user_message(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_commands()
-    parser = argparse.ArgumentParser(prog="mazewb", description="Look inside maze-solving RL agents.")
+    parser = _Parser(prog="mazewb", description="Look inside maze-solving RL agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, _) in COMMANDS.items():
         configure(sub.add_parser(name, help=help_text, description=help_text))

@@ -9,9 +9,9 @@ ran: for the same chunks the tables are the same.
 
 On Ray the policy is put in the object store once per ``map`` (its state dict and card, as
 mazewb checkpoint bytes) and rebuilt once per worker process through the same safe loader as
-any checkpoint (``torch.load(weights_only=True)``); each task asks for one GPU when the cluster
-has GPUs, else one CPU. A chunk whose worker dies is retried (``max_retries``); Ctrl-C cancels
-the remote tasks still pending. Ray is optional: ``pip install -e ".[ray]"``.
+any checkpoint (``load_policy_bytes``: checked before allocating, no pickled code runs); each
+task asks for one GPU when the cluster has GPUs, else one CPU. A chunk whose worker dies is
+retried (``max_retries``); Ctrl-C cancels the remote tasks still pending. Ray is optional: ``pip install -e ".[ray]"``.
 """
 
 from __future__ import annotations

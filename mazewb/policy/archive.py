@@ -34,6 +34,15 @@ MAX_PICKLE_BYTES = 8 * 2**20
 """Largest ``data.pkl``: it only describes tensors and plain metadata (mazewb's is ~10 KB)."""
 MAX_ARCHIVE_BYTES = 1 * 2**30
 """Largest total uncompressed size the archive may declare (a zip bomb declares more)."""
+MAX_VALUES = 100_000
+"""Most values the unpickled object may hold, counting a shared value once per use: a pickle can
+refer to one list many times over, so a few bytes can describe a tree of billions of values
+("billion laughs") that any walk over it would take hours to visit."""
+MAX_DEPTH = 64
+"""Deepest nesting of containers in the unpickled object."""
+MAX_INT_BITS = 64
+"""Largest integer (in bits, sign aside) in the unpickled object: a pickle can hold an integer of
+millions of digits, which Python refuses even to print."""
 
 # pickle.Unpickler loads this magic first in torch's pre-1.6 (non-zip) format.
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -263,6 +272,7 @@ class CheckpointArchive:
         if order is not None and self._read(order, 16).strip() != b"little":
             raise CheckpointError(f"{name}: a big-endian checkpoint; mazewb reads little-endian ones only")
         self.root = self._unpickle(pickles[0])
+        _check_tree(self.root, name)
 
     def _not_a_checkpoint(self, stream: IO[bytes]) -> str:
         try:
@@ -337,6 +347,125 @@ class CheckpointArchive:
         raw = bytearray(self._read(info, need))
         flat = torch.frombuffer(raw, dtype=spec.dtype) if need else torch.empty(0, dtype=spec.dtype)
         return flat.as_strided(spec.shape, spec.stride, spec.offset)
+
+
+    def check_layout(self, specs: dict[str, TensorSpec]) -> int:
+        """Check every tensor's layout and storage before anything is read: no stride-0 or
+        overlapping views, each storage exactly as large as the tensors using it, and each storage
+        record holding the bytes the pickle declares. ``specs`` maps a name (for messages) to a
+        spec. Returns the bytes the tensors' storages hold together."""
+        users: dict[str, list[TensorSpec]] = {}
+        for key, spec in specs.items():
+            if any(st == 0 and s > 1 for s, st in zip(spec.shape, spec.stride, strict=True)):
+                raise CheckpointError(
+                    f"{self.name}: {key} has stride {_short(spec.stride)}: a stride-0 (broadcast) view, refused"
+                )
+            if not dense_layout(spec.shape, spec.stride):
+                raise CheckpointError(
+                    f"{self.name}: {key} has strides {_short(spec.stride)} that overlap or leave gaps for shape "
+                    f"{_short(spec.shape)}"
+                )
+            users.setdefault(spec.storage.key, []).append(spec)
+        total = 0
+        for key, used in users.items():
+            storage = used[0].storage
+            if any(s.storage != storage for s in used):
+                raise CheckpointError(f"{self.name}: storage {key!r} is declared with different types or sizes")
+            needed = sum(s.numel for s in used)
+            if storage.numel > needed:
+                raise CheckpointError(
+                    f"{self.name}: storage {key!r} declares {storage.numel:,} elements for tensors that use {needed:,}"
+                )
+            if max(s.extent() for s in used) > storage.numel:
+                raise CheckpointError(f"{self.name}: a tensor reaches past the end of its storage {key!r}")
+            held, declared = self.storage_bytes(storage), storage.numel * storage.dtype.itemsize
+            if held != declared:
+                raise CheckpointError(
+                    f"{self.name}: storage record {key!r} holds {held:,} bytes; the pickle declares {declared:,}"
+                )
+            total += declared
+        return total
+
+    def materialise(self, max_bytes: int) -> Any:
+        """``root`` with every tensor read from its record, after :meth:`check_layout` on all of
+        them and a budget of ``max_bytes`` for their storages together (checked before reading).
+        For files of plain data and tensors of any shape (a trainer's saved state)."""
+        specs: dict[str, TensorSpec] = {}
+        _collect(self.root, "", specs)
+        total = self.check_layout(specs)
+        if total > max_bytes:
+            raise CheckpointError(
+                f"{self.name}: its tensors hold {total:,} bytes, over the limit of {max_bytes:,}"
+            )
+        read: dict[TensorSpec, Tensor] = {}
+        for spec in specs.values():
+            if spec not in read:
+                read[spec] = self.tensor(spec)
+        return _replace_specs(self.root, read)
+
+
+def _check_tree(root: Any, name: str) -> None:
+    """Refuse an unpickled object with more than ``MAX_VALUES`` values (shared ones counted per
+    use), nesting deeper than ``MAX_DEPTH``, integers over ``MAX_INT_BITS`` bits, or anything
+    but plain data (None, bools, numbers, strings, bytes, lists, tuples, dicts) and tensors."""
+    stack, count = [(root, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CheckpointError(f"{name}: its data is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            raise CheckpointError(f"{name}: holds an integer of {value.bit_length():,} bits (over {MAX_INT_BITS})")
+        if value is None or isinstance(value, (bool, int, float, str, bytes, TensorSpec)):
+            continue
+        if isinstance(value, dict):
+            children = [*value.keys(), *value.values()]
+        elif isinstance(value, (list, tuple)):
+            children = list(value)
+        else:
+            kind = (
+                f"torch {value.kind}" if isinstance(value, _Marker)
+                else "bare storage" if isinstance(value, StorageSpec)
+                else type(value).__name__
+            )  # fmt: skip
+            raise CheckpointError(f"{name}: holds a {kind}; expected tensors and plain data only")
+        count += len(children)
+        if count > MAX_VALUES:
+            raise CheckpointError(
+                f"{name}: its data holds more than {MAX_VALUES:,} values (shared values counted each time "
+                "they are used): refused"
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _collect(value: Any, path: str, out: dict[str, TensorSpec]) -> None:
+    """Every ``TensorSpec`` in ``value`` by its path (``optimizer.state.0.exp_avg``); the tree has
+    passed ``_check_tree``, so this recursion is bounded."""
+    if isinstance(value, TensorSpec):
+        out[path or "the tensor"] = value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _collect(item, f"{path}.{key}" if path else str(key), out)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _collect(item, f"{path}.{i}" if path else str(i), out)
+
+
+def _replace_specs(value: Any, read: dict[TensorSpec, Tensor]) -> Any:
+    if isinstance(value, TensorSpec):
+        return read[value]
+    if isinstance(value, dict):
+        return type(value)((k, _replace_specs(v, read)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_replace_specs(v, read) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_replace_specs(v, read) for v in value)
+    return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a declared shape can be long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _compressed_size(infos: list[zipfile.ZipInfo]) -> int:

@@ -30,7 +30,7 @@ from typing import IO, Any
 import torch
 
 from mazewb.errors import CheckpointError
-from mazewb.policy.archive import CheckpointArchive, TensorSpec, dense_layout, is_float
+from mazewb.policy.archive import CheckpointArchive, TensorSpec, is_float
 from mazewb.policy.impala import ImpalaPolicy
 from mazewb.policy.moves import NUM_ACTIONS
 
@@ -207,10 +207,10 @@ def expected_shapes(scale: int) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-def _policy_from_specs(state_dict: Any, archive: CheckpointArchive, name: str) -> ImpalaPolicy:
-    """A policy holding ``state_dict``'s weights. Keys, shapes, dtypes, strides and storage sizes
-    are checked against the IMPALA architecture before anything is allocated; then the network
-    is allocated once and each tensor read from its record, checked finite, and copied in."""
+def check_policy_specs(state_dict: Any, archive: CheckpointArchive, name: str) -> int:
+    """The scale of the IMPALA policy ``state_dict`` (tensor specs from ``archive``) describes,
+    after checking its keys, shapes, dtypes, strides and storage sizes (nothing is read or
+    allocated); every mismatch raises ``CheckpointError`` naming it."""
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{name}: the state dict is a {_kind(state_dict)}, expected a dict")
     for key, value in state_dict.items():
@@ -221,7 +221,11 @@ def _policy_from_specs(state_dict: Any, archive: CheckpointArchive, name: str) -
     if _SCALE_KEY not in state_dict:
         raise CheckpointError(f"{name}: missing key {_SCALE_KEY!r}, needed to infer the network's scale")
     first = state_dict[_SCALE_KEY]
-    width = first.shape[0] if len(first.shape) == 4 else 0
+    if len(first.shape) != 4 or first.shape[1:] != (3, 3, 3):
+        raise CheckpointError(
+            f"{name}: {_SCALE_KEY} has shape {_short(first.shape)}; expected (16 x scale, 3, 3, 3)"
+        )
+    width = first.shape[0]
     if width < 16 or width % 16:
         raise CheckpointError(
             f"{name}: {_SCALE_KEY} has {width:,} output channels; expected a positive multiple of 16 "
@@ -247,35 +251,18 @@ def _policy_from_specs(state_dict: Any, archive: CheckpointArchive, name: str) -
             )
     if problems:
         raise CheckpointError(f"{name}: does not match the IMPALA policy: " + "; ".join(problems[:_MAX_LISTED]))
-    users: dict[str, list[TensorSpec]] = {}
     for key, spec in state_dict.items():
         if not is_float(spec.dtype):
             raise CheckpointError(f"{name}: {key} has dtype {spec.dtype}, expected floating point")
-        if any(st == 0 and s > 1 for s, st in zip(spec.shape, spec.stride, strict=True)):
-            raise CheckpointError(f"{name}: {key} has stride {spec.stride}: a stride-0 (broadcast) view, refused")
-        if not dense_layout(spec.shape, spec.stride):
-            raise CheckpointError(
-                f"{name}: {key} has strides {_short(spec.stride)} that overlap or leave gaps for shape {spec.shape}"
-            )
-        users.setdefault(spec.storage.key, []).append(spec)
-    for key, specs in users.items():
-        storage = specs[0].storage
-        if any(s.storage != storage for s in specs):
-            raise CheckpointError(f"{name}: storage {key!r} is declared with different types or sizes")
-        needed = sum(s.numel for s in specs)
-        if storage.numel > needed:
-            raise CheckpointError(
-                f"{name}: storage {key!r} declares {storage.numel:,} elements for tensors that use {needed:,}"
-            )
-        if max(s.extent() for s in specs) > storage.numel:
-            raise CheckpointError(f"{name}: a tensor reaches past the end of its storage {key!r}")
-        held = archive.storage_bytes(storage)
-        if held != storage.numel * storage.dtype.itemsize:
-            raise CheckpointError(
-                f"{name}: storage record {key!r} holds {held:,} bytes; the pickle declares "
-                f"{storage.numel * storage.dtype.itemsize:,}"
-            )
+    archive.check_layout(state_dict)
+    return scale
 
+
+def _policy_from_specs(state_dict: Any, archive: CheckpointArchive, name: str) -> ImpalaPolicy:
+    """A policy holding ``state_dict``'s weights. Everything is checked first
+    (:func:`check_policy_specs`); then the network is allocated once and each tensor read from
+    its record, checked finite, and copied in."""
+    scale = check_policy_specs(state_dict, archive, name)
     with torch.device("meta"):  # checked: now allocate the network once, without initialising it
         policy = ImpalaPolicy(scale=scale, num_actions=NUM_ACTIONS)
     policy = policy.to_empty(device="cpu")

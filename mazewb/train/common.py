@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import platform
 import signal
@@ -14,7 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mazewb.errors import ConfigError
+from mazewb.errors import CheckpointError, ConfigError
+from mazewb.policy.archive import CheckpointArchive, TensorSpec
+from mazewb.policy.checkpoint import check_policy_specs
 from mazewb.policy.moves import ACTION_MOVE_MATRIX
 
 TRAIN_STATE_FORMAT = "mazewb-train-v1"
@@ -34,8 +37,19 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 def resumed_config(config: Any, overridable: tuple[str, ...], overrides: dict[str, Any] | None) -> tuple[Any, dict]:
     """The saved config and state of the run named by ``config`` (a trainer's config dataclass),
     with the few ``overridable`` settings replaced by ``overrides``; the run's name and folder
-    stay as given."""
-    state = load_train_state(Path(config.runs_dir) / config.name / "last.pt")
+    stay as given. A saved config with unknown settings, or values of the wrong type, raises
+    ``ConfigError``."""
+    path = Path(config.runs_dir) / config.name / "last.pt"
+    state = load_train_state(path)
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    if unknown := sorted(set(state["config"]) - set(fields)):
+        raise ConfigError(f"{path}: the saved config has unknown settings {_short(unknown)}")
+    for key, value in state["config"].items():
+        default = getattr(config, key)
+        if not _same_kind(value, default):
+            raise ConfigError(
+                f"{path}: the saved setting {key!r} is {_short(value)}; expected a {type(default).__name__}"
+            )
     saved = type(config)(**state["config"])
     for key, value in (overrides or {}).items():
         if key not in overridable:
@@ -46,12 +60,126 @@ def resumed_config(config: Any, overridable: tuple[str, ...], overrides: dict[st
 
 
 def load_train_state(path: str | Path) -> dict[str, Any]:
-    """A training state written by a trainer (tensors and plain data only: loaded with
-    ``weights_only=True``, so the file cannot run code)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
-        raise ConfigError(f"{path}: not a mazewb training state (format {TRAIN_STATE_FORMAT!r})")
+    """A training state written by a trainer, read like a policy checkpoint: by
+    :mod:`mazewb.policy.archive` (no pickled code runs; sizes, strides and storages checked before
+    anything is allocated; the file and its tensors within ``MAX_TRAIN_STATE_BYTES``). The model
+    must be an IMPALA state dict with finite weights, of the scale the saved config names.
+
+    A file that is not an archive, or is damaged, raises ``CheckpointError``; one that is not a
+    training state, or holds the wrong entries, raises ``ConfigError``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_TRAIN_STATE_BYTES:
+                raise CheckpointError(f"{path}: {size:,} bytes, over the limit of {MAX_TRAIN_STATE_BYTES:,}")
+            archive = CheckpointArchive(f, str(path))
+            root = archive.root
+            if not isinstance(root, dict) or root.get("format") != TRAIN_STATE_FORMAT:
+                raise ConfigError(f"{path}: not a mazewb training state (format {TRAIN_STATE_FORMAT!r})")
+            _check_entries(root, path)
+            scale = check_policy_specs(root["model"], archive, str(path))
+            if "scale" in root["config"] and root["config"]["scale"] != scale:
+                raise ConfigError(
+                    f"{path}: the saved config says scale {_short(root['config'].get('scale'))}, "
+                    f"the saved weights have scale {scale}"
+                )
+            state = archive.materialise(MAX_TRAIN_STATE_BYTES)
+    except FileNotFoundError:
+        raise ConfigError(f"nothing to resume: {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    for key, value in state["model"].items():
+        if not torch.isfinite(value).all():
+            raise ConfigError(f"{path}: the saved weights {key} contain NaN or infinite values")
     return state
+
+
+MAX_TRAIN_STATE_BYTES = 512 * 2**20
+"""Largest training state read, and the most its tensors may hold together (a scale-8 network
+with Adam's two moments is about 180 MB; the bundled scale-1 run's is 7.5 MB)."""
+
+_REQUIRED = {"config": dict, "model": dict, "optimizer": dict, "torch_rng": TensorSpec, "counters": dict}
+_COUNTERS = {
+    "fast": ("step", "samples", "mazes", "seconds", "segment"),
+    "ppo": ("update", "global_step", "seconds", "segment"),
+}
+"""Counters each trainer's state holds."""
+
+
+def _check_entries(root: dict, path: Path) -> None:
+    """The entries every trainer's state holds, with the types it needs (before any tensor is read)."""
+    for key, kind in _REQUIRED.items():
+        if key not in root:
+            raise ConfigError(f"{path}: the training state has no {key!r}")
+        if not isinstance(root[key], kind):
+            raise ConfigError(f"{path}: the training state's {key!r} is a {type(root[key]).__name__}")
+    if not all(isinstance(k, str) for k in root["config"]):
+        raise ConfigError(f"{path}: the saved config has keys that are not strings")
+    trainer = root.get("trainer")
+    if trainer not in _COUNTERS:
+        raise ConfigError(f"{path}: the training state names trainer {_short(trainer)}; expected 'fast' or 'ppo'")
+    counters = root["counters"]
+    if not all(isinstance(k, str) and _is_number(v) for k, v in counters.items()):
+        raise ConfigError(f"{path}: the saved counters must map names to numbers")
+    if missing := [k for k in _COUNTERS[trainer] if k not in counters]:
+        raise ConfigError(f"{path}: the saved counters lack {', '.join(missing)}")
+    if not _is_number(root.get("best")):
+        raise ConfigError(f"{path}: the saved best score must be a number, got {_short(root.get('best'))}")
+    if not isinstance(root.get("last_eval", {}), dict):
+        raise ConfigError(f"{path}: the saved last evaluation is not a dict")
+    commands = root.get("commands", [])
+    if not (isinstance(commands, list) and all(isinstance(c, str) for c in commands)):
+        raise ConfigError(f"{path}: the saved commands are not a list of strings")
+    if trainer == "ppo":
+        norm = root.get("reward_norm")
+        if not (isinstance(norm, dict) and all(_is_number(norm.get(k)) for k in ("mean", "var", "count"))):
+            raise ConfigError(f"{path}: the saved reward normaliser lacks numbers 'mean', 'var', 'count'")
+    rng = root["torch_rng"]
+    if rng.dtype != torch.uint8 or len(rng.shape) != 1:
+        raise ConfigError(f"{path}: the saved random state is not a 1-D byte tensor")
+    optimizer = root["optimizer"]
+    if not (isinstance(optimizer.get("state"), dict) and isinstance(optimizer.get("param_groups"), list)):
+        raise ConfigError(f"{path}: the saved optimizer state lacks 'state' or 'param_groups'")
+
+
+def restore_training(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], path: Path
+) -> None:
+    """Put a loaded training state's weights, optimizer state and random state back; a state
+    that does not fit (another optimizer, moments of the wrong shape) raises ``ConfigError``."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{path}: the saved training state does not fit this run: {_short(str(exc), 200)}") from None
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    raise ConfigError(
+                        f"{path}: the saved optimizer's {key!r} has shape {tuple(value.shape)} "
+                        f"for a weight of shape {tuple(param.shape)}"
+                    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a saved setting has the type of the setting's default (an int passes for a float)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return type(value) is type(default)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) and limit > 60 else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def move_log_probs(logits: Tensor) -> Tensor:
@@ -86,15 +214,24 @@ class CsvLog:
             writer.writerow(row)
 
 
+MAX_SEED = 2**31 - 2
+"""Largest procgen level seed."""
+
+
 def parse_seeds(text: str) -> range:
-    """``"A:B"`` -> ``range(A, B)``; ``"N"`` -> ``range(0, N)``."""
+    """``"A:B"`` -> ``range(A, B)``; ``"N"`` -> ``range(0, N)``; a range that is empty or outside
+    procgen's seeds (0 to ``MAX_SEED``) raises ``ConfigError``."""
     try:
         if ":" in text:
             a, b = text.split(":", 1)
-            return range(int(a), int(b))
-        return range(int(text))
+            seeds = range(int(a), int(b))
+        else:
+            seeds = range(int(text))
     except ValueError:
-        raise ConfigError(f"seeds must look like A:B or N, got {text!r}") from None
+        raise ConfigError(f"seeds must look like A:B or N, got {text[:40]!r}") from None
+    if not 0 <= seeds.start < seeds.stop <= MAX_SEED + 1:
+        raise ConfigError(f"seeds {text[:40]!r} must be a non-empty range A:B with 0 <= A < B <= {MAX_SEED + 1:,}")
+    return seeds
 
 
 def hardware_description(device: torch.device) -> str:

@@ -46,6 +46,7 @@ from mazewb.train.common import (
     hardware_description,
     move_log_probs,
     parse_seeds,
+    restore_training,
     resumed_config,
 )
 from mazewb.train.data import BatchProducer, MazeBatch
@@ -158,9 +159,7 @@ class FastTrainer:
         self.last_eval: dict[str, Any] = {}
         self.commands: list[str] = []  # the command line of every segment of this run
         if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["torch_rng"])
+            restore_training(self.model, self.optimizer, state, self.run_dir / "last.pt")
             self.counters = dict(state["counters"])
             self.counters["segment"] += 1
             self.best = float(state["best"])

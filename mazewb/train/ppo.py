@@ -43,6 +43,7 @@ from mazewb.train.common import (
     device_for,
     hardware_description,
     parse_seeds,
+    restore_training,
     resumed_config,
 )
 from mazewb.train.evaluate import Evaluator
@@ -149,10 +150,8 @@ class PPOTrainer:
         self.counters: dict[str, Any] = {"update": 0, "global_step": 0, "seconds": 0.0, "segment": 0}
         self.best = -math.inf
         if state is not None:
-            self.agent.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            restore_training(self.agent, self.optimizer, state, self.run_dir / "last.pt")
             self.reward_norm.load(state["reward_norm"])
-            torch.set_rng_state(state["torch_rng"])
             self.counters = dict(state["counters"])
             self.counters["segment"] += 1
             self.best = float(state["best"])
