@@ -140,7 +140,7 @@ def speed_bench(
     n = len(squares)
     loop_sq = squares if loop_squares is None else squares[: max(1, loop_squares)]
     floor_fp32 = matmul_job(floor_size, torch.float32)
-    floor_bf16 = matmul_job(floor_size, torch.bfloat16)
+    floor_bf16 = matmul_job(floor_size, torch.bfloat16) if bf16_native("cpu") else None
     timings = Timings()
     floor_every = max(1, -(-floor_repeats // max(1, repeats)))  # floor runs per round
     nets = {}
@@ -172,7 +172,8 @@ def speed_bench(
     for _ in range(repeats):
         for _ in range(floor_every):
             timings.run({"floor_fp32": floor_fp32}, 1)
-        timings.run({"floor_bf16": floor_bf16}, 1)
+        if floor_bf16 is not None:
+            timings.run({"floor_bf16": floor_bf16}, 1)
         for scale in scales:
             net, s = nets[scale], setups[scale]
             timings.run(
@@ -201,7 +202,7 @@ def speed_bench(
             "size": floor_size,
             "runs": timings.runs["floor_fp32"],
             "fp32_gflops": floor,
-            "bf16_gflops": fl / t["floor_bf16"] / 1e9,
+            "bf16_gflops": fl / t["floor_bf16"] / 1e9 if "floor_bf16" in t else None,
         },
         "scales": [],
     }

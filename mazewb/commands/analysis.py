@@ -418,9 +418,9 @@ def run_bench(policy, seed: int = 17, variants: int = 8, repeats: int = 5) -> di
     }
 
 
-@command(
-    "bench-reuse", "time a vector field against a bare forward pass, and patched fields with/without reuse"
-)(_bench_args)
+@command("bench-reuse", "time a vector field against a bare forward pass, and patched fields with/without reuse")(
+    _bench_args
+)
 def bench_cmd(args: argparse.Namespace) -> int:
     policy = _load_policy(args)
     result = run_bench(policy, args.seed, args.variants, args.repeats)

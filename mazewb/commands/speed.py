@@ -42,14 +42,18 @@ def bench(args: argparse.Namespace) -> int:
     result = speed_bench(scales, args.seed, policies=policies, **options)
     if args.json:
         print(json.dumps(result, indent=1))
-        return 0
+    else:
+        print_bench(result)
+    return 0
+
+
+def print_bench(result: dict) -> None:
+    """The text report of ``mazewb.benchmarks.speed_bench``'s result."""
     m, fl = result["maze"], result["floor"]
     print(f"mazewb bench: level {m['seed']} ({m['size']}x{m['size']}), {m['squares']} squares per vector field")
     print(f"machine: {result['machine']}")
-    print(
-        f"matmul floor {fl['size']}^3 (best of {fl['runs']}): fp32 {fl['fp32_gflops']:.0f} GFLOP/s, "
-        f"bf16 {fl['bf16_gflops']:.0f} GFLOP/s"
-    )
+    bf16 = "not measured (no native bf16)" if fl["bf16_gflops"] is None else f"{fl['bf16_gflops']:.0f} GFLOP/s"
+    print(f"matmul floor {fl['size']}^3 (best of {fl['runs']}): fp32 {fl['fp32_gflops']:.0f} GFLOP/s, bf16 {bf16}")
     verdicts = []
     for s in result["scales"]:
         r, sc = s["obs_per_s"], s["scale"]
@@ -87,4 +91,3 @@ def bench(args: argparse.Namespace) -> int:
             verdicts.append(f"exact at scale {sc}: {frac:.0%} of the fp32 floor {_verdict(frac, target)}")
     if verdicts:
         print("targets: " + "; ".join(verdicts))
-    return 0

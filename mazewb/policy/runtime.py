@@ -34,6 +34,7 @@ import copy
 import threading
 import warnings
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -206,9 +207,24 @@ class Runner:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.net.device.type, dtype=torch.bfloat16)
+        """bf16 autocast for the bf16 mode; for the exact mode on CUDA, cuDNN with TF32 off
+        (its default TF32 convolutions differ from fp32 by about 1e-3)."""
+        if self.bf16:
+            return torch.autocast(device_type=self.net.device.type, dtype=torch.bfloat16)
+        if self.mode == "exact" and self.net.device.type == "cuda":
+            return _cudnn_without_tf32()
+        return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _cudnn_without_tf32() -> Iterator[None]:
+    """cuDNN convolutions in full fp32 for the duration (a process-wide flag, restored after)."""
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
 
 
 INCREMENTAL_DEVICES = ("cpu",)
