@@ -151,8 +151,16 @@ def concrete_mode(policy: ImpalaPolicy, mode: str) -> str:
 # --- the channels_last copy, cached per policy ------------------------------------------------------
 
 
+def _version(t: Tensor) -> int | None:
+    try:
+        return t._version
+    except RuntimeError:  # an inference tensor (made under inference_mode) has no version counter
+        return None
+
+
 def _params_key(policy: nn.Module) -> tuple:
-    return tuple((p.data_ptr(), p._version, p.dtype) for p in policy.parameters())
+    """Storage, version counter and dtype of every parameter: changes when the weights do."""
+    return tuple((p.data_ptr(), _version(p), p.dtype) for p in policy.parameters())
 
 
 def _is_channels_last(policy: ImpalaPolicy) -> bool:
