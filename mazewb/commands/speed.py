@@ -15,6 +15,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scales", default="1,4", help="IMPALA scales of the random-init networks timed (default 1,4)")
     p.add_argument("--checkpoint", default=None, help="time this checkpoint at its scale instead of a random net")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; every number is the best of them")
+    p.add_argument("--loop-squares", type=int, default=None, help="squares the per-square loop times (default all)")
+    p.add_argument("--bf16-squares", type=int, default=32, help="observations of the forced-bf16 timing")
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (scale 1, small floor, 1 round)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
@@ -35,7 +37,7 @@ def bench(args: argparse.Namespace) -> int:
         policy = load_policy(args.checkpoint)
         policies = {policy.scale: policy}
         scales = [policy.scale]
-    options: dict = {"repeats": args.repeats}
+    options: dict = {"repeats": args.repeats, "loop_squares": args.loop_squares, "bf16_squares": args.bf16_squares}
     if args.quick:
         scales = scales[:1] if args.checkpoint else [1]
         options = {"repeats": 1, "floor_size": 512, "floor_repeats": 2, "loop_squares": 16, "bf16_squares": 8}
