@@ -273,6 +273,7 @@ def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert stats["n_train"] + stats["n_test"] == 8 and 0 <= stats["accuracy"] <= 1
     assert len(pd.read_csv(tmp_path / "table.csv")) == 8
 
-    assert main(["bench", "--checkpoint", ckpt, "--seed", "26", "--variants", "2", "--repeats", "1", "--json"]) == 0
+    bench_args = ["--checkpoint", ckpt, "--seed", "26", "--variants", "2", "--repeats", "1", "--json"]
+    assert main(["bench-reuse", *bench_args]) == 0
     bench = json.loads(capsys.readouterr().out)
     assert bench["reuse_exactly_equal"] is True and bench["vfield_over_forward"] > 0

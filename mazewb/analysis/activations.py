@@ -17,6 +17,7 @@ from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square, cell_to_squares, square_to_cell
 from mazewb.maze.grid import Maze
 from mazewb.policy import ImpalaPolicy, run_with_hooks
+from mazewb.policy.runtime import resolve_mode, runner
 
 
 def activations(
@@ -25,16 +26,21 @@ def activations(
     layers: Sequence[str],
     squares: Sequence[Square] | None = None,
     interventions: Variant = (),
+    *,
+    mode: str | None = None,
 ) -> dict[str, np.ndarray]:
     """float32 activations (N, *shape) at each of ``layers`` with the mouse on each of ``squares``
     (default: ``[maze.mouse]``), in one batch. With ``interventions`` the values are those after
-    the interventions at or before each layer."""
+    the interventions at or before each layer. ``mode`` as in
+    ``mazewb.analysis.vector_fields`` (default ``"exact"``)."""
     squares = [maze.mouse] if squares is None else list(squares)
     x = to_input(policy, observations(maze, squares))
     if interventions:
-        _, _, cache = run_with_hooks(policy, x, interventions, cache=list(layers))
+        run = runner(policy, resolve_mode(mode))
+        with run.autocast():
+            _, _, cache = run_with_hooks(run.net, run.input(x), interventions, cache=list(layers))
     else:
-        cache = activations_until(policy, x, list(layers))
+        cache = activations_until(policy, x, list(layers), mode=mode, shared_background=True)
     return {name: cache[name].float().cpu().numpy() for name in layers}
 
 
@@ -44,10 +50,13 @@ def channel_maps(
     layer: str = DEFAULT_LAYER,
     square: Square | None = None,
     interventions: Variant = (),
+    *,
+    mode: str | None = None,
 ) -> np.ndarray:
     """float32 (C, H, W) maps of every channel of ``layer`` with the mouse on ``square``
-    (default ``maze.mouse``); rows top-down like the image."""
-    acts = activations(policy, maze, [layer], [maze.mouse if square is None else square], interventions)[layer][0]
+    (default ``maze.mouse``); rows top-down like the image. ``mode`` as in ``activations``."""
+    square = maze.mouse if square is None else square
+    acts = activations(policy, maze, [layer], [square], interventions, mode=mode)[layer][0]
     if acts.ndim != 3:
         raise AnalysisError(f"{layer} is a flat layer with shape {acts.shape}; channel maps need a (C, H, W) layer")
     return acts

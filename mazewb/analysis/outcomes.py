@@ -61,11 +61,15 @@ def field_outcomes(field: VectorField, horizon: int = HORIZON) -> ExactOutcomes:
     return exact_outcomes(field.maze, field.chain_probs(), horizon=horizon)
 
 
-def outcomes(policy: ImpalaPolicy, maze: Maze, interventions: Variant = ()) -> ExactOutcomes:
+def outcomes(
+    policy: ImpalaPolicy, maze: Maze, interventions: Variant = (), *, mode: str | None = None
+) -> ExactOutcomes:
     """Exact P(cheese), P(top-right square before the cheese), P(neither), P(timeout) and the
     expected episode length (steps) from ``maze.mouse``, with ``interventions`` on every pass.
-    Costs one vector field (one batched forward pass) plus a chain solve of a few milliseconds."""
-    return field_outcomes(vector_field(policy, maze, interventions))
+    Costs one vector field (one batched forward pass) plus a chain solve of a few milliseconds.
+    ``mode`` as in ``vector_fields`` (default ``"exact"``: the chain is exact for the exact
+    probabilities; with ``"fast"`` it inherits their measured error)."""
+    return field_outcomes(vector_field(policy, maze, interventions, mode=mode))
 
 
 def reach_map(field: VectorField, targets: Sequence[Square] | None = None) -> np.ndarray:

@@ -84,26 +84,41 @@ def vector_fields(
     variants: Sequence[Variant],
     *,
     reuse: bool = True,
-    fast: bool = False,
+    fast: bool | None = None,
     batch_size: int = BATCH_SIZE,
+    mode: str | None = None,
 ) -> list[VectorField]:
     """One vector field per variant (a list of interventions; ``()`` is the unpatched policy).
 
     The observations are rendered once; with ``reuse`` the layers before the earliest intervened
     hook point run once for all variants (exactly the same numbers as separate passes).
-    ``fast`` uses bf16 autocast (approximate, several times faster on CPUs with bf16).
+    ``mode``: ``"exact"`` (default: fp32 in the device's fastest exact layout, on a CPU with the
+    first block recomputed only around each mouse; within 1e-5 of a plain fp32 NCHW pass),
+    ``"fast"`` (the fastest path, maybe approximate: see ``fast_mode_error``), ``"bf16"`` or
+    ``"reference"`` (plain fp32 NCHW). ``fast=True/False`` is the deprecated spelling of
+    ``mode="bf16"/"exact"``.
     """
     squares = field_squares(maze)
     x = to_input(policy, observations(maze, squares))
-    probs = move_probabilities_variants(policy, x, variants, reuse=reuse, fast=fast, batch_size=batch_size)
+    probs = move_probabilities_variants(
+        policy, x, variants, reuse=reuse, fast=fast, mode=mode, batch_size=batch_size, shared_background=True
+    )
     cells = np.array(squares, dtype=np.int64).reshape(-1, 2)
     return [VectorField(maze, cells, p) for p in probs]
 
 
-def vector_field(policy: ImpalaPolicy, maze: Maze, interventions: Variant = (), *, fast: bool = False) -> VectorField:
+def vector_field(
+    policy: ImpalaPolicy,
+    maze: Maze,
+    interventions: Variant = (),
+    *,
+    fast: bool | None = None,
+    mode: str | None = None,
+) -> VectorField:
     """The policy's move probabilities on every open square of ``maze`` but the cheese's, in one
-    batched forward pass, with ``interventions`` applied on every pass."""
-    return vector_fields(policy, maze, [tuple(interventions)], reuse=False, fast=fast)[0]
+    batched forward pass, with ``interventions`` applied on every pass. ``mode`` as in
+    ``vector_fields`` (default ``"exact"``; ``fast`` is its deprecated alias)."""
+    return vector_fields(policy, maze, [tuple(interventions)], reuse=False, fast=fast, mode=mode)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +216,7 @@ def decision_probabilities(
     *,
     per_maze: Sequence[Variant] | None = None,
     batch_size: int = BATCH_SIZE,
+    mode: str | None = None,
 ) -> list[DecisionChoice | None]:
     """P(cheese | decision square) and P(top-right | decision square) for many mazes at once.
 
@@ -208,6 +224,7 @@ def decision_probabilities(
     for mazes without a decision square). ``interventions`` apply to all mazes; ``per_maze``
     optionally gives one extra variant per maze (e.g. each maze's own cheese vector): mazes
     sharing a variant share a pass, and the layers before the earliest hook run once.
+    ``mode`` as in ``vector_fields``.
     """
     if per_maze is not None and len(per_maze) != len(mazes):
         raise ValueError(f"per_maze has {len(per_maze)} entries for {len(mazes)} mazes")
@@ -223,7 +240,7 @@ def decision_probabilities(
     for row, (i, _, _) in enumerate(todo):
         extra = tuple(per_maze[i]) if per_maze is not None else ()
         groups.setdefault(base + extra, []).append(row)
-    probs = move_probabilities_grouped(policy, x, groups, batch_size=batch_size)
+    probs = move_probabilities_grouped(policy, x, groups, batch_size=batch_size, mode=mode)
     for row, (i, maze, ds) in enumerate(todo):
         out[i] = decision_choice(maze, ds, probs[row])
     return out
@@ -235,10 +252,12 @@ def vector_fields_of_mazes(
     interventions: Variant = (),
     *,
     batch_size: int = BATCH_SIZE,
+    mode: str | None = None,
 ) -> list[VectorField]:
     """The vector field of each maze, all mazes' squares rendered together and run in batches of
     ``batch_size`` observations regardless of maze boundaries (the fast way over many mazes).
-    ``interventions`` apply to every maze and must not hold per-item sources."""
+    ``interventions`` apply to every maze and must not hold per-item sources. ``mode`` as in
+    ``vector_fields``."""
     squares = [field_squares(m) for m in mazes]
     states = [s for m, sq in zip(mazes, squares, strict=True) for s in mouse_states(m, sq)]
     if not states:
@@ -246,7 +265,7 @@ def vector_fields_of_mazes(
     parts = []
     for begin in range(0, len(states), batch_size):
         x = to_input(policy, observations_of_states(states[begin : begin + batch_size]))
-        parts.append(move_probabilities_variants(policy, x, [tuple(interventions)], reuse=False)[0])
+        parts.append(move_probabilities_variants(policy, x, [tuple(interventions)], reuse=False, mode=mode)[0])
     probs = np.concatenate(parts)
     out, lo = [], 0
     for m, sq in zip(mazes, squares, strict=True):

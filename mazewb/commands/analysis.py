@@ -1,4 +1,5 @@
-"""``mazewb vfield | outcomes | attribution | stats | bench | report-numbers``: the analysis engine from the shell.
+"""``mazewb vfield | outcomes | attribution | stats | bench-reuse | report-numbers``: the analysis engine
+from the shell.
 
 Every command takes ``--checkpoint`` (default: the bundled agent) and ``--json`` (one JSON
 document on stdout, for scripts); progress bars go to stderr.
@@ -124,6 +125,13 @@ def _vfield_args(p: argparse.ArgumentParser) -> None:
     _policy_args(p)
     _maze_args(p)
     p.add_argument("--html", type=Path, help="also write the vector-field figure (and diff) to this HTML file")
+    p.add_argument(
+        "--mode",
+        choices=("exact", "fast", "bf16", "reference"),
+        default="exact",
+        help="exact (default; fp32, fastest exact layout), fast (fastest, maybe approximate: its measured "
+        "error is printed), bf16 (forced), reference (plain fp32 NCHW)",
+    )
 
 
 @command("vfield", "move probabilities at every open square of a maze (optionally patched)")(_vfield_args)
@@ -137,9 +145,14 @@ def vfield(args: argparse.Namespace) -> int:
     maze = _load_maze(args)
     interventions = _interventions(args, policy, maze)
     variants = [()] + ([interventions] if interventions else [])
-    fields = vector_fields(policy, maze, variants)
+    fields = vector_fields(policy, maze, variants, mode=args.mode)
     field = fields[-1]
-    choice = decision_probabilities(policy, [maze], interventions)[0]
+    choice = decision_probabilities(policy, [maze], interventions, mode=args.mode)[0]
+    error = None
+    if args.mode in ("fast", "bf16"):
+        from mazewb.analysis import fast_mode_error
+
+        error = fast_mode_error(policy, mode=args.mode)
     diff = vector_field_diff(fields[-1], fields[0]) if interventions else None
     if args.html is not None:
         from mazewb import plots
@@ -159,9 +172,13 @@ def vfield(args: argparse.Namespace) -> int:
                 "decision_square": None if choice is None else dataclasses.asdict(choice),
                 "mean_tv_from_unpatched": None if diff is None else diff.mean_tv,
                 "interventions": [iv.kind for iv in interventions],
+                "mode": args.mode,
+                "fast_mode_error": None if error is None else dataclasses.asdict(error),
             }
         )
         return 0
+    if error is not None:
+        print(error.summary())
     print(f"maze: seed {maze.seed}, {maze.size}x{maze.size}, cheese {maze.cheese}; {len(field.cells)} squares")
     print("square     " + " ".join(f"{m:>6}" for m in MOVES))
     for (r, c), p in zip(field.cells, field.probs, strict=True):
@@ -401,7 +418,9 @@ def run_bench(policy, seed: int = 17, variants: int = 8, repeats: int = 5) -> di
     }
 
 
-@command("bench", "time a vector field against a bare forward pass, and patched fields with/without reuse")(_bench_args)
+@command("bench-reuse", "time a vector field against a bare forward pass, and patched fields with/without reuse")(
+    _bench_args
+)
 def bench_cmd(args: argparse.Namespace) -> int:
     policy = _load_policy(args)
     result = run_bench(policy, args.seed, args.variants, args.repeats)
