@@ -7,8 +7,8 @@ view-state controls are in the view-state table (``mazewb.app.state.FIELDS``).
 from __future__ import annotations
 
 URL = "url"
-VIEW = "st-view"
-TYPED = "st-typed"  # what a text / number box holds when Enter is pressed (see mazewb.app.dispatch)  # the whole view state (validated on every read)
+VIEW = "st-view"  # the whole view state (validated on every read)
+TYPED = "st-typed"  # what a text / number box holds when Enter is pressed (see mazewb.app.dispatch)
 NOTICE = "notice"  # the message line under the top bar
 TABS = "tabs"  # the dcc.Tabs of the right column (also the 'tab' field's control)
 MAZE_GRAPH = "maze-graph"  # the clickable maze (maze panel)
