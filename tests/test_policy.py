@@ -360,7 +360,9 @@ def test_add_vector_matches_manual_computation(policy: ImpalaPolicy, x: Tensor) 
     expected = clean[RESADD] + (-1.5) * vector
     assert torch.equal(cache[RESADD], expected)
     with torch.inference_mode():
-        ref_logits, ref_value = reference_forward(policy.state_dict(), x, {RESADD: lambda t: t + (-1.5) * vector})
+        ref_logits, ref_value = reference_forward(
+            policy.state_dict(), x, {RESADD: lambda t: t + (-1.5) * vector}
+        )
     torch.testing.assert_close(logits, ref_logits)
     torch.testing.assert_close(value, ref_value)
     # The change reaches the output.
@@ -402,7 +404,9 @@ def test_replace_channels(policy: ImpalaPolicy, x: Tensor) -> None:
     _, _, donor = run_with_cache(policy, other, [RESADD])
     channels = (5, 0, 30)
     per_item = donor[RESADD][:, list(channels)]
-    logits, _, cache = run_with_hooks(policy, x, [ReplaceChannels(RESADD, channels, per_item)], cache=[RESADD])
+    logits, _, cache = run_with_hooks(
+        policy, x, [ReplaceChannels(RESADD, channels, per_item)], cache=[RESADD]
+    )
     expected = clean[RESADD].clone()
     expected[:, list(channels)] = per_item
     assert torch.equal(cache[RESADD], expected)
@@ -565,7 +569,9 @@ def test_concurrent_threads_do_not_interfere(policy: ImpalaPolicy) -> None:
     assert max(worst) < 1e-5, worst
 
 
-@pytest.mark.parametrize("hook", [RESADD, "embedder.block2.res1.conv1_out", "embedder.relufc_out", "fc_policy_out"])
+@pytest.mark.parametrize(
+    "hook", [RESADD, "embedder.block2.res1.conv1_out", "embedder.relufc_out", "fc_policy_out"]
+)
 def test_start_reuse_equals_full_forward(policy: ImpalaPolicy, x: Tensor, hook: str) -> None:
     vector = torch.randn(policy.hook_points()[hook], generator=torch.Generator().manual_seed(4))
     ivs = [AddVector(hook, vector, 1.0)]

@@ -107,13 +107,7 @@ def test_qualifying_sample_on_ray_is_the_local_sample(cluster: RayExecutor, poli
     clear_memory_cache()
     calls: list[tuple[int, int]] = []
     remote = qualifying_sample(
-        policy,
-        4,
-        40,
-        seeds_per_batch=5,
-        with_outcomes=False,
-        progress=False,
-        executor=cluster,
+        policy, 4, 40, seeds_per_batch=5, with_outcomes=False, progress=False, executor=cluster,
         on_batch=lambda found, n: calls.append((found, n)),
     )
     pd.testing.assert_frame_equal(local, remote, rtol=1e-9, atol=1e-12)

@@ -54,14 +54,8 @@ def _tensors_equal(a: dict, b: dict) -> bool:
 
 def test_fast_trainer_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
     cfg = FastConfig(
-        name="t",
-        runs_dir=str(tmp_path),
-        batch_squares=24,
-        curriculum_start=5,
-        curriculum_samples=10**9,
-        threads=1,
-        eval_every_s=1e9,
-        rl_coef=0.5,
+        name="t", runs_dir=str(tmp_path), batch_squares=24, curriculum_start=5, curriculum_samples=10**9,
+        threads=1, eval_every_s=1e9, rl_coef=0.5,
     )
     trainer = FastTrainer(cfg)
     counters = trainer.train(max_steps=3)
@@ -94,16 +88,8 @@ def test_fast_trainer_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
 
 def test_ppo_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
     cfg = PPOConfig(
-        name="p",
-        runs_dir=str(tmp_path),
-        scale=1,
-        num_envs=4,
-        num_steps=8,
-        minibatches=2,
-        epochs=1,
-        total_steps=4 * 8 * 10,
-        eval_every_s=1e9,
-        threads=1,
+        name="p", runs_dir=str(tmp_path), scale=1, num_envs=4, num_steps=8, minibatches=2, epochs=1,
+        total_steps=4 * 8 * 10, eval_every_s=1e9, threads=1,
     )
     trainer = PPOTrainer(cfg)
     counters = trainer.train(max_updates=2)
@@ -225,15 +211,8 @@ def test_stop_signal_ends_with_a_checkpoint(tmp_path) -> None:  # noqa: ANN001
 
     from mazewb.train.common import RunLock
 
-    cfg = FastConfig(
-        name="s",
-        runs_dir=str(tmp_path),
-        batch_squares=16,
-        curriculum_start=5,
-        curriculum_samples=10**9,
-        threads=1,
-        eval_every_s=1e9,
-    )
+    cfg = FastConfig(name="s", runs_dir=str(tmp_path), batch_squares=16, curriculum_start=5,
+                     curriculum_samples=10**9, threads=1, eval_every_s=1e9)
     trainer = FastTrainer(cfg)
     timer = threading.Timer(8.0, lambda: os.kill(os.getpid(), signal.SIGTERM))
     timer.start()
