@@ -493,3 +493,19 @@ def test_the_region_is_shown_and_outcome_rows_add_up(app) -> None:  # noqa: ANN0
     beh = wb.behaviour(lp, s.maze())
     assert abs(sum(beh.outcomes.partition().values()) - 1) < 1e-6
     assert "1.000" in json.dumps(outcomes_table({"P": beh.outcomes}).to_plotly_json(), default=str)
+
+
+def test_serve_runs_on_waitress_in_one_process(monkeypatch, capsys) -> None:  # noqa: ANN001
+    import waitress
+
+    import mazewb.app.server as server
+
+    calls: list[dict] = []
+    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr(server, "create_app", lambda *a, **kw: SimpleNamespace(
+        workbench=SimpleNamespace(registry=SimpleNamespace(allow_paths=True), policy=lambda c: (_ for _ in ()).throw(
+            CheckpointError("none"))), server=object(), run=lambda **kw: calls.append({"dev": True})))  # fmt: skip
+    server.serve(port=8123)
+    assert calls == [{"host": "127.0.0.1", "port": 8123, "threads": server.THREADS, "ident": "mazewb",
+                      "channel_timeout": 120}]  # fmt: skip
+    assert "waitress" in capsys.readouterr().out
