@@ -67,6 +67,7 @@ from mazewb.analysis.stats import (
     qualifying_sample,
     regression_warnings,
 )
+from mazewb.analysis.spec import SteerSpec, effective_spec, spec_interventions
 from mazewb.analysis.steering import (
     CHEESE_CHANNELS_TURNER,
     EFFECTIVE_CHANNELS_TURNER,
@@ -115,6 +116,7 @@ __all__ = [
     "RetargetOutcome",
     "RetargetingMap",
     "RolloutSummary",
+    "SteerSpec",
     "Trajectory",
     "VectorField",
     "VectorFieldDiff",
@@ -134,6 +136,7 @@ __all__ = [
     "decision_probabilities_steered",
     "decision_square",
     "difference_vector",
+    "effective_spec",
     "exact_outcomes",
     "fast_mode_error",
     "field_outcomes",
@@ -163,6 +166,7 @@ __all__ = [
     "retargeting_map",
     "sample_rollouts",
     "square_cell",
+    "spec_interventions",
     "square_values",
     "steering_sweep",
     "step_probabilities",
