@@ -11,7 +11,6 @@ difference (steered minus unpatched).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mazewb import analysis as an
+from mazewb.analysis.cache import LRU
 from mazewb.app.state import ViewState
 from mazewb.lessons.steer import steer_interventions
 from mazewb.maze.geometry import square_to_cell
@@ -120,21 +120,14 @@ class _Ranks:
     the costly part of a lesson and a pure function of those."""
 
     def __init__(self, size: int = 8) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
-        self._size = size
+        self._tables: LRU[tuple, pd.DataFrame] = LRU(size)
 
     def get(self, policy: ImpalaPolicy, layer: str, seeds: Sequence[int]) -> pd.DataFrame:
         key = (an.policy_identity(policy), layer, tuple(seeds))
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        table = an.rank_cheese_channels(policy, layer, seeds)
-        with self._lock:
-            self._data[key] = table
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
+        table = self._tables.get(key)
+        if table is None:
+            table = an.rank_cheese_channels(policy, layer, seeds)
+            self._tables.put(key, table)
         return table
 
 
@@ -164,21 +157,18 @@ class _Zoo:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._policies: dict[tuple, ImpalaPolicy] = {}
+        self._policies: LRU[tuple, ImpalaPolicy] = LRU(2 * MAX_ZOO_AGENTS)
         self._probs: MazeProbs | None = None
-        self._means: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
+        self._means: LRU[str, tuple[float, float, float]] = LRU(32)
 
     def policies(self, zoo: Path | None, device: Any) -> list[ImpalaPolicy]:
         out = []
-        for key in zoo_fingerprint(zoo):
-            key = (*key, str(device))
-            with self._lock:
-                policy = self._policies.get(key)
+        for version in zoo_fingerprint(zoo):
+            key = (*version, str(device))
+            policy = self._policies.get(key)
             if policy is None:
-                policy = load_policy(key[0], device=device)
-                with self._lock:
-                    self._policies = {k: v for k, v in self._policies.items() if k[0] != key[0]}
-                    self._policies[key] = policy
+                policy = load_policy(version[0], device=device)
+                self._policies.put(key, policy)
             out.append(policy)
         return out
 
@@ -186,9 +176,10 @@ class _Zoo:
         """(P(cheese), P(top-right first), P(cheese move at the decision square)), means over the
         common test's mazes, exact fp32."""
         key = an.policy_identity(policy)
-        with self._lock:
-            if key in self._means:
-                return self._means[key]
+        value = self._means.get(key)
+        if value is not None:
+            return value
+        with self._lock:  # render the common test once, however many sessions ask at once
             if self._probs is None:
                 self._probs = MazeProbs(off_distribution_mazes(list(ZOO_SEEDS), COMMON_REGION))
             probs = self._probs
@@ -198,17 +189,15 @@ class _Zoo:
             float(rows["p_top_right"].mean()),
             float(rows["p_cheese_move_at_decision"].mean()),
         )
-        with self._lock:
-            self._means[key] = value
-            while len(self._means) > 32:
-                self._means.popitem(last=False)
+        self._means.put(key, value)
         return value
 
 
 ZOO = _Zoo()
 
 
-def _agent_name(policy: ImpalaPolicy) -> str:
+def agent_file_name(policy: ImpalaPolicy) -> str:
+    """The file name the policy was loaded from (its model card's ``file``)."""
     return Path(str((policy.card or {}).get("file") or "an unnamed checkpoint")).name
 
 
@@ -328,7 +317,12 @@ class StepContext:
             p_cheese, p_top_right, at_ds = ZOO.means(policy)
             agents.append(
                 ZooAgent(
-                    _agent_name(policy), training_region(policy), policy is self.policy, p_cheese, p_top_right, at_ds
+                    name=agent_file_name(policy),
+                    region=training_region(policy),
+                    loaded=policy is self.policy,
+                    p_cheese=p_cheese,
+                    p_top_right=p_top_right,
+                    p_cheese_move_at_ds=at_ds,
                 )
             )
         return sorted(agents, key=lambda a: (a.region is None, a.region or 0, a.name))
@@ -359,7 +353,7 @@ def _card(ctx: StepContext) -> dict[str, Any]:
 
 def _agent(ctx: StepContext) -> str:
     card = _card(ctx)
-    name = Path(str(card.get("file") or "an unnamed checkpoint")).name
+    name = agent_file_name(ctx.policy)
     arch = card.get("architecture", "IMPALA-CNN")
     scale = card.get("scale", getattr(ctx.policy, "scale", "?"))
     return f"{name} ({arch}, scale {scale})"
@@ -391,7 +385,7 @@ def _zoo_label(a: ZooAgent) -> str:
 
 def _zoo_text(ctx: StepContext) -> str:
     if not ctx.zoo_policies:
-        return f"only the loaded agent, {_agent_name(ctx.policy)} (no zoo installed)"
+        return f"only the loaded agent, {agent_file_name(ctx.policy)} (no zoo installed)"
     parts = []
     for a in ctx.zoo_agents:
         parts.append(

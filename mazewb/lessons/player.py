@@ -17,14 +17,13 @@ the student's view again. The answer is not in the URL, so a projected link neve
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from mazewb import analysis as an
+from mazewb.analysis.cache import LRU
 from mazewb.app.state import ViewState, from_query, to_query
 from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.format import Lesson, LessonError
@@ -175,26 +174,19 @@ class PlayerPage:
 
 
 class _Views:
-    """Rendered steps per (weights, lesson, step, ranking levels, zoo): a step is a pure function
-    of those, and rendering one (a channel ranking, a steering grid, the zoo's common test) is
-    the costly part of a lesson. Shared by all sessions; ``StepView`` is frozen (its figures must
-    not be mutated)."""
+    """Rendered steps per (weights, lesson, step, ranking levels, zoo, figures): a step is a pure
+    function of those, and rendering one (a channel ranking, a steering grid, the zoo's common
+    test) is the costly part of a lesson. Shared by all sessions; a ``StepView`` is frozen and its
+    figures must not be mutated."""
 
     def __init__(self, size: int = 64) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple, StepView] = OrderedDict()
-        self._size = size
+        self._views: LRU[tuple, StepView] = LRU(size)
 
-    def get(self, key: tuple, make) -> StepView:  # noqa: ANN001 - a () -> StepView
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        view = make()
-        with self._lock:
-            self._data[key] = view
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
+    def get(self, key: tuple, make: Callable[[], StepView]) -> StepView:
+        view = self._views.get(key)
+        if view is None:
+            view = make()
+            self._views.put(key, view)
         return view
 
 

@@ -25,15 +25,7 @@ from mazewb.lessons.numbers import (
     ranked_channels,
     shown_value,
 )
-from mazewb.lessons.template import (
-    COMPARE,
-    expectation_names,
-    fill,
-    holds,
-    lookup,
-    parse_expectation,
-    placeholders_in,
-)
+from mazewb.lessons.template import COMPARE, expectation_names, fill, holds, lookup, step_placeholders
 from mazewb.maze import Maze
 from mazewb.policy import ImpalaPolicy
 
@@ -109,10 +101,6 @@ def resolve_state(
     return state
 
 
-def _texts(step: Step) -> list[str]:
-    return [step.title, step.caption, step.look_for, step.question, step.answer, step.confirmed, step.otherwise]
-
-
 def render_step(
     lesson: Lesson,
     k: int,
@@ -159,16 +147,9 @@ def _render(
     def context(name: str) -> StepContext:
         return contexts[COMPARE] if name.startswith(COMPARE) else ctx
 
-    names: list[str] = []
-    for text in _texts(step):
-        found, problems = placeholders_in(text)
-        if problems:
-            raise LessonError(problems[0])
-        names += found
-    comparisons, problems = parse_expectation(step.expect) if step.expect else ([], [])
+    wanted, comparisons, problems = step_placeholders(step)
     if problems:
         raise LessonError(problems[0])
-    wanted = dict.fromkeys(names + expectation_names(comparisons))
     values = {name: _placeholder(name).value(context(name)) for name in wanted}
     numbers = {name: format_value(_placeholder(name).kind, v) for name, v in values.items()}
     expected: bool | None = None
