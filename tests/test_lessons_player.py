@@ -103,3 +103,15 @@ def test_page_shows_the_step_with_the_library_numbers(player: LessonPlayer) -> N
     assert changed.step_query == "?lesson=lab-demo&step=1"
     back = player.page(reset_step(changed.position), figures=False)
     assert back.state == page.state and not back.changed
+
+
+def test_docs_python_example_runs() -> None:
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "lessons.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(), re.S)
+    assert blocks
+    namespace: dict = {}
+    exec(compile(blocks[-1], "docs/lessons.md", "exec"), namespace)  # noqa: S102 - our own docs
+    assert namespace["page"].answer and namespace["later"] == Position("lab-demo", 2)
