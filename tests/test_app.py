@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from mazewb import Maze
-from mazewb.app import reducer
+from mazewb.app import dispatch, state
+from mazewb.app.panels import maze as maze_panel
 from mazewb.app.cache import ResultCache
 from mazewb.app.jobs import JobContext, JobRunner
 from mazewb.app.state import (
@@ -24,7 +25,7 @@ from mazewb.app.state import (
     state_to_dict,
     to_query,
 )
-from mazewb.errors import MazeError
+from mazewb.errors import AnalysisError, MazeError
 
 LAYERS = {"embedder.block2.res1.resadd_out": (32, 16, 16), "embedder.block3.res2.resadd_out": (32, 8, 8)}
 
@@ -105,7 +106,7 @@ def test_bad_links_name_the_problem(query: str, words: str) -> None:
 
 
 def test_a_link_with_an_impossible_edit_falls_back_with_a_message() -> None:
-    out = reducer.load_url("?seed=3&cheese=1,1")  # (1, 1) is a wall in level 3
+    out = dispatch.load_url("?seed=3&cheese=1,1")  # (1, 1) is a wall in level 3
     assert out.error and "wall" in out.message and out.state == ViewState()
 
 
@@ -114,29 +115,29 @@ def test_clicks_edit_the_maze() -> None:
     s = ViewState(seed=3)
     base = seed_maze(3)
     assert base.cheese == (2, 2)
-    moved = reducer.click_square(s, "cheese", (4, 4)).state
+    moved = maze_panel.click_square(s, "cheese", (4, 4)).state
     assert moved.maze().cheese == (4, 4) and moved.cheese == (4, 4)
-    removed = reducer.click_square(moved, "cheese", (4, 4)).state
+    removed = maze_panel.click_square(moved, "cheese", (4, 4)).state
     assert removed.maze().cheese is None
-    walled = reducer.click_square(s, "wall", (1, 0)).state
+    walled = maze_panel.click_square(s, "wall", (1, 0)).state
     assert walled.walls == ((1, 0),) and not walled.maze().walls[1][0]
-    back = reducer.click_square(walled, "wall", (1, 0)).state
+    back = maze_panel.click_square(walled, "wall", (1, 0)).state
     assert back.walls == () and back.maze() == base
-    mouse = reducer.click_square(s, "mouse", (0, 4)).state
+    mouse = maze_panel.click_square(s, "mouse", (0, 4)).state
     assert mouse.maze().mouse == (0, 4)
-    target = reducer.click_square(s, "target", (4, 0))
+    target = maze_panel.click_square(s, "target", (4, 0))
     assert target.state.steer.retarget_square == (4, 0) and "channels" in target.message
 
 
 def test_bad_clicks_raise_clear_errors() -> None:
     s = ViewState(seed=3)
     with pytest.raises(MazeError, match="wall"):
-        reducer.click_square(s, "cheese", (1, 1))
+        maze_panel.click_square(s, "cheese", (1, 1))
     with pytest.raises(MazeError, match="cannot share"):
-        reducer.click_square(s, "mouse", (2, 2))
-    out = reducer.click_square(s, "cheese", (7, 7))
+        maze_panel.click_square(s, "mouse", (2, 2))
+    out = maze_panel.click_square(s, "cheese", (7, 7))
     assert out.error and "padding" in out.message
-    assert reducer.click_square(s, "target", (1, 1)).error
+    assert maze_panel.click_square(s, "target", (1, 1)).error
 
 
 def test_pixel_clicks_use_the_frame_geometry() -> None:
@@ -144,52 +145,52 @@ def test_pixel_clicks_use_the_frame_geometry() -> None:
 
     s = ViewState(seed=3)
     prow, pcol = square_to_pixel_centre((4, 4), 5, FRAME_PIXELS)
-    assert reducer.click(s, "cheese", pcol, prow).state.maze().cheese == (4, 4)
+    assert maze_panel.click(s, "cheese", pcol, prow).state.maze().cheese == (4, 4)
 
 
 def test_controls_update_the_state_and_validate() -> None:
     s = ViewState()
-    s = reducer.apply_control(s, "seed", 7, LAYERS)
+    s = state.apply_control(s, "seed", 7, LAYERS)
     assert s.seed == 7
-    s = reducer.apply_control(s, "cv-coeff", -1, LAYERS)
+    s = state.apply_control(s, "cv-coeff", -1, LAYERS)
     assert s.steer.cheese_coeff == -1.0
     wide = {"embedder.block2.res1.resadd_out": (128, 16, 16)}
-    s = reducer.apply_control(s, "rt-channels", "55, 8 8", wide)
+    s = state.apply_control(s, "rt-channels", "55, 8 8", wide)
     assert s.steer.retarget_channels == (8, 55)
     with pytest.raises(StateError, match="channel"):
-        reducer.apply_control(s, "channel", 40, LAYERS)  # the layer has 32 channels
+        state.apply_control(s, "channel", 40, LAYERS)  # the layer has 32 channels
     with pytest.raises(StateError):
-        reducer.apply_control(s, "gc-lo", 5, LAYERS)  # above 'to'
+        state.apply_control(s, "gc-lo", 5, LAYERS)  # above 'to'
     with pytest.raises(StateError, match="enter a value"):
-        reducer.apply_control(s, "cv-coeff", None, LAYERS)
+        state.apply_control(s, "cv-coeff", None, LAYERS)
     # every control's value written back parses to the same state
-    for control, value in reducer.controls_from_state(s).items():
+    for control, value in state.controls_from_state(s).items():
         if control == "seed":
             continue  # a seed change clears the edits, by design
-        assert reducer.apply_control(s, control, value, wide) == s, control
+        assert state.apply_control(s, control, value, wide) == s, control
 
 
 def test_navigation_by_seed_and_size() -> None:
     s = ViewState(seed=3)
-    assert reducer.navigate(s, "next", "any").seed == 4
-    assert reducer.navigate(s, "prev", "any").seed == 2
+    assert maze_panel.navigate(s, "next", "any").seed == 4
+    assert maze_panel.navigate(s, "prev", "any").seed == 2
     with pytest.raises(StateError):
-        reducer.navigate(ViewState(seed=0), "prev", "any")
-    big = reducer.navigate(s, "size", 25)
+        maze_panel.navigate(ViewState(seed=0), "prev", "any")
+    big = maze_panel.navigate(s, "size", 25)
     assert seed_maze(big.seed).size == 25 and big.seed >= 3
-    nxt = reducer.navigate(big, "next", 25)
+    nxt = maze_panel.navigate(big, "next", 25)
     assert nxt.seed > big.seed and seed_maze(nxt.seed).size == 25
 
 
 def test_malformed_maze_json_is_refused_clearly() -> None:
     with pytest.raises(MazeError, match="not valid JSON"):
-        reducer.import_maze(ViewState(), "{oops")
+        maze_panel.import_maze(ViewState(), "{oops")
     with pytest.raises(MazeError, match="rows"):
-        reducer.import_maze(
+        maze_panel.import_maze(
             ViewState(), '{"format": "mazewb-maze-v1", "size": 2, "rows": ["..", "."], "mouse": [0, 0]}'
         )
     good = seed_maze(5).with_cheese(seed_maze(5).open_cells()[-1])
-    out = reducer.import_maze(ViewState(seed=3), good.to_json())
+    out = maze_panel.import_maze(ViewState(seed=3), good.to_json())
     assert out.state.maze() == good and not out.error
 
 
@@ -247,10 +248,13 @@ def test_jobs_report_progress_and_can_be_cancelled() -> None:
     while runner.get(job_id).state == "running" and time.time() < deadline:
         time.sleep(0.01)
     assert runner.get(job_id).state == "cancelled"
-    failing = runner.submit("test", lambda ctx: (_ for _ in ()).throw(ValueError("no mazes")))
-    while runner.get(failing).state == "running" and time.time() < deadline:
+    failing = runner.submit("test", lambda ctx: (_ for _ in ()).throw(AnalysisError("no mazes")))
+    bug = runner.submit("test", lambda ctx: (_ for _ in ()).throw(ValueError("secret detail")))
+    while "running" in (runner.get(failing).state, runner.get(bug).state) and time.time() < deadline:
         time.sleep(0.01)
-    assert runner.get(failing).state == "failed" and runner.get(failing).error == "no mazes"
+    assert runner.get(failing).state == "failed" and runner.get(failing).error == "no mazes"  # a user error
+    assert runner.get(bug).state == "failed" and "internal error" in runner.get(bug).error  # a bug: not shown
+    assert "secret" not in runner.get(bug).error
     assert runner.get("not-a-job") is None
     runner.shutdown()
 
@@ -379,13 +383,13 @@ def test_a_server_reachable_from_elsewhere_refuses_paths_in_the_page(tmp_path) -
     notice = first["notice"]
     assert notice["className"] == "notice error"
     assert "switched off" in notice["children"] and "--allow-path-loading" in notice["children"]
-    assert first["st-ckpt"]["data"] == {"checkpoint": "default"}
+    assert first["st-model"]["data"] == {"checkpoint": "default"}
     view = first["st-view"]["data"]
     # Typing a path on the Model tab and pressing Load: refused the same way.
     load = {"ckpt-load.n_clicks": 1}
     out = _on_event(remote, "ckpt-load.n_clicks", load, {"ckpt-path.value": str(path), "st-view.data": view})
     assert out["notice"]["className"] == "notice error" and "switched off" in out["notice"]["children"]
-    assert "st-ckpt" not in out  # the view keeps its checkpoint
+    assert "st-model" not in out  # the view keeps its checkpoint
     # Uploads still work.
     upload = "data:application/octet-stream;base64," + base64.b64encode(path.read_bytes()).decode()
     out = _on_event(
@@ -394,7 +398,7 @@ def test_a_server_reachable_from_elsewhere_refuses_paths_in_the_page(tmp_path) -
         {"ckpt-upload.contents": upload},
         {"ckpt-upload.filename": "a.pt", "st-view.data": view},
     )
-    assert out["notice"]["children"] == "Loaded uploaded a.pt." and out["st-ckpt"]["data"]["checkpoint"].startswith(
+    assert out["notice"]["children"] == "Loaded uploaded a.pt." and out["st-model"]["data"]["checkpoint"].startswith(
         "upload:"
     )
     remote.workbench.jobs.shutdown()
@@ -403,7 +407,7 @@ def test_a_server_reachable_from_elsewhere_refuses_paths_in_the_page(tmp_path) -
         assert app.workbench.registry.allow_paths
         assert "ckpt-path-off" not in json.dumps(app.layout, cls=PlotlyJSONEncoder)
         out = _on_event(app, "url.search", {"url.search": f"?ckpt=path:{path}"}, {})
-        assert out["st-ckpt"]["data"] == {"checkpoint": f"path:{path}"}
+        assert out["st-model"]["data"] == {"checkpoint": f"path:{path}"}
         assert out["notice"]["className"] == "notice"  # no message
         app.workbench.jobs.shutdown()
 

@@ -61,6 +61,7 @@ from mazewb.analysis.stats import (
     qualifying_sample,
     regression_warnings,
 )
+from mazewb.analysis.spec import SteerSpec, effective_spec, spec_interventions
 from mazewb.analysis.steering import (
     CHEESE_CHANNELS_TURNER,
     EFFECTIVE_CHANNELS_TURNER,
@@ -108,6 +109,7 @@ __all__ = [
     "RetargetOutcome",
     "RetargetingMap",
     "RolloutSummary",
+    "SteerSpec",
     "Trajectory",
     "VectorField",
     "VectorFieldDiff",
@@ -127,6 +129,7 @@ __all__ = [
     "decision_probabilities_steered",
     "decision_square",
     "difference_vector",
+    "effective_spec",
     "exact_outcomes",
     "field_outcomes",
     "field_squares",
@@ -155,6 +158,7 @@ __all__ = [
     "retargeting_map",
     "sample_rollouts",
     "square_cell",
+    "spec_interventions",
     "square_values",
     "steering_sweep",
     "step_probabilities",

@@ -7,18 +7,17 @@ need the same vector field share one batched forward pass.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from mazewb import analysis as an
+from mazewb.analysis.spec import SteerSpec, effective_spec, spec_interventions
 from mazewb.app.cache import ResultCache
 from mazewb.app.figures import image_uri, upscale
 from mazewb.app.registry import LoadedPolicy, PolicyRegistry
-from mazewb.app.state import SteerSpec, seed_maze
 from mazewb.maze import Maze, render_frame, render_observations
 
 T = TypeVar("T")
@@ -32,26 +31,7 @@ class Behaviour:
     outcomes: an.ExactOutcomes
 
 
-def effective(spec: SteerSpec) -> SteerSpec:
-    """The spec with settings of switched-off interventions reset, so equal effects share keys."""
-    d = SteerSpec(layer=spec.layer)
-    out = replace(d, layer=spec.layer)
-    if spec.cheese_coeff:
-        out = replace(out, cheese_coeff=spec.cheese_coeff, cheese_source=spec.cheese_source)
-    if spec.top_right_coeff:
-        out = replace(out, top_right_coeff=spec.top_right_coeff, top_right_source=spec.top_right_source)
-    if spec.retarget_square is not None and spec.retarget_channels:
-        out = replace(
-            out,
-            retarget_square=spec.retarget_square,
-            retarget_channels=spec.retarget_channels,
-            retarget_value=spec.retarget_value,
-        )
-    if spec.ablate_channels:
-        out = replace(out, ablate_channels=spec.ablate_channels, ablate_mode=spec.ablate_mode)
-    if spec.resample_channels:
-        out = replace(out, resample_channels=spec.resample_channels, resample_source=spec.resample_source)
-    return out if out.active else SteerSpec()
+effective = effective_spec  # the name the app used before
 
 
 class Workbench:
@@ -68,6 +48,7 @@ class Workbench:
         from mazewb.app.jobs import JobRunner
 
         self.jobs = JobRunner()
+        self._layers: dict[str, dict[str, tuple[int, ...]]] = {}
         self._prefetcher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mazewb-prefetch")
 
     def policy(self, checkpoint: str) -> LoadedPolicy:
@@ -110,61 +91,17 @@ class Workbench:
 
     # --- interventions ---------------------------------------------------------------------
     def interventions(self, lp: LoadedPolicy, maze: Maze, spec: SteerSpec) -> tuple[tuple, list[str]]:
-        """The interventions ``spec`` describes for ``maze`` (vectors from their source mazes),
-        and notes for the user (e.g. a zero top-right vector)."""
-        spec = effective(spec)
-        if not spec.active:
-            return (), []
-        policy, layer, notes = lp.policy, spec.layer, []
-        out: list[Any] = []
-        if spec.cheese_coeff:
-            src = maze if spec.cheese_source is None else seed_maze(spec.cheese_source)
-            if src.cheese is None:
-                raise ValueError("the cheese vector needs a source maze with a cheese (this maze has none)")
-            unit = self._cached(
-                ("cheese-vector", lp.key, src, layer), lambda: an.cheese_vector(policy, src, 1.0, layer)
-            )
-            out.append(an.with_coeff(unit, spec.cheese_coeff))
-        if spec.top_right_coeff:
-            src = maze if spec.top_right_source is None else seed_maze(spec.top_right_source)
-            if not an.top_right_corridor(src):
-                notes.append(
-                    f"The top-right vector of a {src.size}x{src.size} maze is zero (no wall padding to carve); "
-                    "compute it from a smaller maze with 'from seed'."
-                )
-            else:
+        """The interventions ``spec`` describes for ``maze`` (``spec_interventions``, the one
+        library builder, with this server's cache for the unit vectors), and notes for the user
+        (e.g. a zero top-right vector)."""
+        return spec_interventions(lp.policy, maze, spec, cached=self._cached, policy_key=lp.key, strict=False)
 
-                def make_tr() -> Any:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", an.ZeroVectorWarning)
-                        return an.top_right_vector(policy, src, 1.0, layer)
-
-                unit = self._cached(("top-right-vector", lp.key, src, layer), make_tr)
-                out.append(an.with_coeff(unit, spec.top_right_coeff))
-        if spec.retarget_square is not None and spec.retarget_channels:
-            out.append(
-                an.retarget(policy, maze, spec.retarget_square, spec.retarget_channels, spec.retarget_value, layer)
-            )
-        if spec.ablate_channels:
-            if spec.ablate_mode == "mean":
-                out.append(an.mean_ablation(policy, layer, spec.ablate_channels))
-            else:
-                out.append(an.zero_ablation(layer, spec.ablate_channels))
-        if spec.resample_channels:
-            src = seed_maze(spec.resample_source)
-            if src.size != maze.size:
-                raise ValueError(
-                    f"resampling needs a source maze of the same size: seed {spec.resample_source} is "
-                    f"{src.size}x{src.size}, this maze is {maze.size}x{maze.size}"
-                    + _suggest_seed(spec.resample_source, maze.size)
-                )
-            out.append(
-                self._cached(
-                    ("resample", lp.key, maze, src, spec.resample_channels, layer),
-                    lambda: an.resampled_channels(policy, maze, src, spec.resample_channels, layer),
-                )
-            )
-        return tuple(out), notes
+    def layer_shapes(self, checkpoint: str) -> dict[str, tuple[int, ...]]:
+        """The loaded agent's spatial hook points and their (C, H, W) shapes."""
+        lp = self.policy(checkpoint)
+        return self._layers.get(lp.key) or self._layers.setdefault(
+            lp.key, {k: v for k, v in lp.policy.hook_points().items() if len(v) == 3}
+        )
 
     # --- behaviour -------------------------------------------------------------------------
     def behaviour(self, lp: LoadedPolicy, maze: Maze) -> Behaviour:
@@ -205,10 +142,3 @@ class Workbench:
     def channel_maps(self, lp: LoadedPolicy, maze: Maze, layer: str) -> np.ndarray:
         """(C, H, W) activations at ``layer`` with the mouse on its square."""
         return self._cached(("maps", lp.key, maze, layer), lambda: an.channel_maps(lp.policy, maze, layer))
-
-
-def _suggest_seed(start: int, size: int) -> str:
-    for seed in range(start, start + 300):
-        if seed_maze(seed).size == size:
-            return f" (seed {seed} is {size}x{size})"
-    return ""

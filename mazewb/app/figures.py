@@ -15,13 +15,14 @@ import plotly.graph_objects as go
 from PIL import Image  # imported up front: a first import racing in two request threads can fail
 
 from mazewb.maze import Maze
-from mazewb.maze.geometry import FRAME_PIXELS, square_to_pixel_centre
+from mazewb.maze.geometry import FRAME_PIXELS, square_to_pixel_centre, top_right_region_span
 from mazewb.maze.graph import decision_square, shortest_path
 
 CHEESE_PATH = "#ffcc00"
 TOP_RIGHT_PATH = "#29b6f6"
 DECISION = "#ff3df2"
 TARGET = "#7CFC00"
+REGION = "#f97316"
 FONT = dict(family="Inter, 'Segoe UI', Helvetica, Arial, sans-serif", size=15, color="#1b1f24")
 
 
@@ -74,6 +75,22 @@ def _square_box(square: tuple[int, int], size: int, color: str, name: str, dash:
     )
 
 
+def _region_box(region: int, size: int) -> go.Scatter:
+    """The outline of the top-right ``region x region`` squares (the training cheese region)."""
+    lo, hi = top_right_region_span(size, region)
+    h = FRAME_PIXELS / 25 / 2
+    x0, y0 = _centre((hi, lo), size)  # top-left square of the region (row hi is the top)
+    x1, y1 = _centre((lo, hi), size)
+    return go.Scatter(
+        x=[x0 - h, x1 + h, x1 + h, x0 - h, x0 - h],
+        y=[y0 - h, y0 - h, y1 + h, y1 + h, y0 - h],
+        mode="lines",
+        line=dict(color=REGION, width=3, dash="dash"),
+        name="training cheese region",
+        hoverinfo="skip",
+    )
+
+
 def maze_panel_figure(
     maze: Maze,
     background_uri: str,
@@ -81,10 +98,13 @@ def maze_panel_figure(
     show_decision: bool = True,
     target: tuple[int, int] | None = None,
     height: int = 552,
+    region: int | None = None,
 ) -> go.Figure:
     """The maze as the game draws it (``background_uri``: the 512x512 frame or the upscaled
     64x64 observation), with the paths from the mouse to the cheese and to the top-right
-    square, the decision square and a retargeting target drawn over it. Clicks anywhere on
+    square, the decision square, a retargeting target and (``region``) the outline of the
+    agent's training cheese region (the top-right ``region x region`` squares) drawn over it.
+    Clicks anywhere on
     the image report pixel coordinates (x, y) of the 512x512 frame."""
     fig = go.Figure()
     fig.add_trace(
@@ -111,6 +131,8 @@ def maze_panel_figure(
         ds = decision_square(maze)
         if ds is not None:
             fig.add_trace(_square_box(ds, size, DECISION, "decision square"))
+    if region is not None:
+        fig.add_trace(_region_box(region, size))
     if target is not None and maze.in_bounds(target):
         fig.add_trace(_square_box(target, size, TARGET, "retarget square", dash="dot"))
     fig.update_layout(
@@ -128,11 +150,15 @@ def maze_panel_figure(
     return fig
 
 
-def legend_items(maze: Maze) -> list[tuple[str, str]]:
+def legend_items(maze: Maze, region: int | None = None) -> list[tuple[str, str]]:
     """(colour, label) pairs for the maze panel's key."""
     items = [(CHEESE_PATH, "path to cheese"), (TOP_RIGHT_PATH, "path to top-right square")]
     if decision_square(maze) is not None:
         items.append((DECISION, "decision square"))
+    if region is not None:
+        lo, hi = top_right_region_span(maze.size, region)
+        n = hi - lo + 1
+        items.append((REGION, f"training cheese region (top-right {n}x{n})"))
     return items
 
 

@@ -50,6 +50,15 @@ class LoadedPolicy:
         return card.get("trained") is False or bool(card.get("placeholder"))
 
     @property
+    def region(self) -> int | None:
+        """The cheese region the model card says the agent was trained with (the top-right
+        ``region x region`` squares), or None when the card does not say."""
+        value = self.policy.card.get("cheese_region")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+            return None
+        return value
+
+    @property
     def device(self) -> str:
         dev = self.policy.device
         if dev.type == "cuda":

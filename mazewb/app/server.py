@@ -2,8 +2,9 @@
 
 ``create_app(checkpoint)`` builds a fresh app with its own ``Workbench`` (loaded policies and
 result caches, keyed by content, safe to share) and no other state: everything a user sees
-lives in their own page (stores and the URL). ``serve`` runs it on Werkzeug's threaded server,
-so each request has its own thread and long analyses do not hold up other users.
+lives in their own page (stores and the URL). ``serve`` runs it on waitress, a production WSGI
+server: one process (the loaded policies, the result caches and the background jobs live in
+it, so it must stay one process), many threads, so long analyses do not hold up other users.
 
 A server that listens beyond this machine (a non-loopback ``host``) refuses to load checkpoints
 by their path on the server (from the Model tab or a link) unless ``allow_path_loading`` is set
@@ -16,12 +17,16 @@ import ipaddress
 import logging
 import socket
 
-from dash import Dash
+from dash import Dash, Input, Output
 
-from mazewb.app.callbacks import register
+from mazewb.app import dispatch, ids
 from mazewb.app.compute import Workbench
-from mazewb.app.layout import page
+from mazewb.app.layout import load_panels, page
+from mazewb.app.panel import PageConfig
 from mazewb.app.style import CSS
+
+log = logging.getLogger("mazewb.app")
+THREADS = 8
 
 INDEX = (
     """<!DOCTYPE html>
@@ -103,11 +108,63 @@ def create_app(
         suppress_callback_exceptions=False,
         assets_folder="assets_unused",
     )
-    app.layout = page(path_loading=paths)
-    register(app, wb)
+    panels = load_panels()
+    app.layout = page(panels, config=PageConfig(path_loading=paths))
+    dispatch.register(app, wb, panels)
+    for panel in panels:
+        if panel.register is not None:
+            panel.register(app, wb)
+    _client_callbacks(app)
+    _json_errors(app)
     app.server.config["MAX_CONTENT_LENGTH"] = 100 * 2**20  # uploads are limited again, per kind
     app.workbench = wb  # type: ignore[attr-defined]
     return app
+
+
+def _client_callbacks(app: Dash) -> None:
+    """Figure export and the share link: done in the browser."""
+    app.clientside_callback(
+        """
+        function(n1, n2) {
+            const trig = (window.dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
+            if (!trig.startsWith("export-")) { return window.dash_clientside.no_update; }
+            const format = trig.startsWith("export-svg") ? "svg" : "png";
+            const graphs = Array.from(document.querySelectorAll(".js-plotly-plot"))
+                .filter(g => g.offsetParent !== null);
+            graphs.forEach((gd, i) => {
+                const holder = gd.closest("[id]");
+                const name = "mazewb-" + ((holder && holder.id) || ("figure" + i));
+                Plotly.downloadImage(gd, {format: format, filename: name, scale: format === "png" ? 2 : 1});
+            });
+            return "exported " + graphs.length + " figure(s) as " + format;
+        }
+        """,
+        Output(ids.EXPORT_DUMMY, "children"),
+        Input(ids.EXPORT_PNG, "n_clicks"),
+        Input(ids.EXPORT_SVG, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        """
+        function(search) { return window.location.origin + window.location.pathname + (search || ""); }
+        """,
+        Output(ids.SHARE_URL, "children"),
+        Input(ids.URL, "search"),
+    )
+
+
+def _json_errors(app: Dash) -> None:
+    """A request that fails outside every callback's guard (a malformed Dash envelope, say) gets
+    a short JSON error, never a traceback; the traceback goes to the log."""
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
+    @app.server.errorhandler(Exception)
+    def _error(exc: Exception):  # noqa: ANN202
+        if isinstance(exc, HTTPException):
+            return jsonify(error=exc.name), exc.code
+        log.error("internal error serving a request", exc_info=exc)
+        return jsonify(error="internal error"), 500
 
 
 def serve(
@@ -117,7 +174,8 @@ def serve(
     debug: bool = False,
     allow_path_loading: bool = False,
 ) -> None:
-    """Run the workbench (threaded) until interrupted."""
+    """Run the workbench on waitress (one process, ``THREADS`` threads) until interrupted;
+    ``debug``: Dash's development server with its debugger instead (never on a network)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading)
     wb = app.workbench  # type: ignore[attr-defined]
@@ -135,4 +193,10 @@ def serve(
     except Exception as exc:  # noqa: BLE001 - the page explains it too
         print(f"mazewb: the default checkpoint could not be loaded: {exc}")
     print(f"mazewb: open http://{host}:{port}/")
-    app.run(host=host, port=port, debug=debug, threaded=True)
+    if debug:
+        app.run(host=host, port=port, debug=True, threaded=True)
+        return
+    import waitress
+
+    print(f"mazewb: serving with waitress ({THREADS} threads, one process)")
+    waitress.serve(app.server, host=host, port=port, threads=THREADS, ident="mazewb", channel_timeout=120)

@@ -1,32 +1,41 @@
-"""The whole view of the workbench as one frozen value, and its URL encoding.
+"""The whole view of the workbench as one frozen value, and the one table that declares it.
 
 A ``ViewState`` says everything a link must reproduce: which checkpoint, which maze (a procgen
 seed plus edits, or a whole imported maze), the open tab, display options, the layer and
-channel, and the interventions as a *spec* (coefficients, source mazes, channels): the arrays
-themselves are recomputed from the spec, so links stay short. ``to_query`` / ``from_query``
-convert to and from a URL query string; parameters at their defaults are left out.
+channel, and the interventions as a *spec* (``SteerSpec``: coefficients, source mazes,
+channels; the arrays are recomputed from it, so links stay short).
 
-Squares are ``(row, col)`` maze squares (row 0 at the bottom), written ``row,col`` in URLs.
+``FIELDS`` declares every field once: its name, its URL key, its type and bounds (a ``Kind``),
+its default (the dataclass's) and the page control(s) that show it. Everything else derives
+from that table:
+
+- ``to_query`` / ``from_query``: the URL codec (parameters at their defaults are left out);
+- ``state_to_dict`` / ``state_from_dict``: the page store, validated on every read;
+- ``controls_from_state`` / ``apply_control``: what each control shows, and the state after
+  a control changed;
+- ``slice_of`` / ``from_slice``: the few fields one panel reads, validated the same way.
+
+Every value that comes from a browser (URL, store, control) goes through a ``Kind``, which
+returns a canonical value or raises ``StateError`` naming the field. Squares are ``(row, col)``
+maze squares (row 0 at the bottom), written ``row,col`` in URLs.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from mazewb.errors import (
-    MazeError,
-    StateError,  # noqa: F401 - re-exported
-)
+from mazewb.analysis.spec import SteerSpec, seed_maze  # noqa: F401 - public names of this module
+from mazewb.errors import MazeError, StateError
 from mazewb.maze import Maze
 from mazewb.maze.geometry import Square
 
-TABS = ("behaviour", "activations", "steer", "shards", "stats", "model")
 VIEWS = ("frame", "agent")
-OVERLAYS = ("paths", "decision")
+OVERLAYS = ("paths", "decision", "region")
 ARROWS = ("net", "moves")
 HEATS = ("step_cheese", "step_top_right", "reach_cheese")
 EPISODE_MODES = ("greedy", "sampled")
@@ -35,41 +44,27 @@ DEFAULT_LAYER = "embedder.block2.res1.resadd_out"
 MAX_SEED = 2**31 - 1
 MAX_COEFF = 100.0
 MAX_STATS_MAZES = 100_000
+MAX_CHANNEL = 4095
+MAX_GRID_STEPS = 11
+MAX_QUERY_CHARS = 20_000
+MAX_SIZE = 25
 
 
+def tab_names() -> tuple[str, ...]:
+    """The tabs of the page, in order (from the panel registry, ``mazewb.app.panels``)."""
+    from mazewb.app.panels import TABS  # the registry is plain data: no import cycle
+
+    return TABS
 
 
-@dataclass(frozen=True)
-class SteerSpec:
-    """Interventions as data the app can rebuild: which vectors, which channels, from where.
+@lru_cache(maxsize=1)
+def spatial_layers() -> tuple[str, ...]:
+    """Hook points with a (C, H, W) map (the same names at every scale), input excluded."""
+    from mazewb.policy import HOOK_NAMES
+    from mazewb.policy.impala import ImpalaPolicy
 
-    ``*_source`` is ``None`` for "the maze on screen" or a procgen seed. A coefficient of 0
-    switches a vector off; an empty channel tuple switches ablation / resampling off;
-    ``retarget_square`` None switches retargeting off.
-    """
-
-    layer: str = DEFAULT_LAYER
-    cheese_coeff: float = 0.0
-    cheese_source: int | None = None
-    top_right_coeff: float = 0.0
-    top_right_source: int | None = None
-    retarget_square: Square | None = None
-    retarget_channels: tuple[int, ...] = ()
-    retarget_value: float = 5.5
-    ablate_channels: tuple[int, ...] = ()
-    ablate_mode: str = "zero"
-    resample_channels: tuple[int, ...] = ()
-    resample_source: int = 1
-
-    @property
-    def active(self) -> bool:
-        return bool(
-            self.cheese_coeff
-            or self.top_right_coeff
-            or (self.retarget_square is not None and self.retarget_channels)
-            or self.ablate_channels
-            or self.resample_channels
-        )
+    shapes = ImpalaPolicy(scale=1).hook_points()
+    return tuple(n for n in HOOK_NAMES if len(shapes[n]) == 3 and n != "embedder.block1.conv_in0")
 
 
 @dataclass(frozen=True)
@@ -119,6 +114,9 @@ class ViewState:
             walls[sq[0]][sq[1]] = not walls[sq[0]][sq[1]]
         cheese = base.cheese if self.cheese == "seed" else self.cheese
         mouse = base.mouse if self.mouse is None else tuple(self.mouse)
+        for what, sq in (("cheese", cheese), ("mouse", mouse)):
+            if sq is not None and not base.in_bounds(sq):  # type: ignore[arg-type]
+                raise MazeError(f"the {what} square {tuple(sq)} is outside the {base.size}x{base.size} maze")  # type: ignore[arg-type]
         return Maze(
             size=base.size,
             walls=tuple(tuple(row) for row in walls),
@@ -147,11 +145,9 @@ class ViewState:
         view = replace(self, maze_rows=rows, background=maze.background, walls=(), cheese="seed", mouse=None)
         return view.with_maze(maze)
 
-
-@lru_cache(maxsize=512)
-def seed_maze(seed: int) -> Maze:
-    """``Maze.from_seed(seed)``, memoised (a pure function of the seed; about 45 ms uncached)."""
-    return Maze.from_seed(seed)
+    def with_seed(self, seed: int) -> ViewState:
+        """This view on another procgen level, edits cleared."""
+        return replace(self, seed=seed, maze_rows=None, walls=(), cheese="seed", mouse=None)
 
 
 def maze_from_rows(rows: tuple[str, ...]) -> Maze:
@@ -167,226 +163,628 @@ def _rows(maze: Maze) -> list[str]:
     return ["".join("#" if maze.walls[r][c] else "." for c in range(maze.size)) for r in range(maze.size - 1, -1, -1)]
 
 
-# --- URL encoding ----------------------------------------------------------------------
+# --- checked conversions of browser values -------------------------------------------------------
 def _fmt_num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _fmt_square(sq: Square) -> str:
-    return f"{sq[0]},{sq[1]}"
-
-
-def _fmt_ints(values: tuple[int, ...]) -> str:
-    return ",".join(str(v) for v in values)
-
-
-def parse_int(text: Any, what: str, lo: int = 0, hi: int = MAX_SEED) -> int:
-    try:
-        value = int(str(text).strip())
-    except (TypeError, ValueError):
-        raise StateError(f"{what} must be a whole number, got {text!r}") from None
+def parse_int(value: Any, what: str, lo: int = 0, hi: int = MAX_SEED) -> int:
+    """A whole number in [lo, hi] from an int, an integral float or text; StateError otherwise."""
+    if isinstance(value, bool):
+        raise StateError(f"{what} must be a whole number, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise StateError(f"{what} must be a whole number, got {value!r}")
+        value = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > 24:
+            raise StateError(f"{what} must be a whole number between {lo} and {hi}, got {text[:24]!r}...")
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise StateError(f"{what} must be a whole number, got {text!r}") from None
+            return parse_int(number, what, lo, hi)
+    elif not isinstance(value, int):
+        raise StateError(f"{what} must be a whole number, got {_kind(value)}")
     if not lo <= value <= hi:
         raise StateError(f"{what} must be between {lo} and {hi}, got {value}")
     return value
 
 
-def parse_float(text: Any, what: str, limit: float = MAX_COEFF) -> float:
-    try:
-        value = float(str(text).strip())
-    except (TypeError, ValueError):
-        raise StateError(f"{what} must be a number, got {text!r}") from None
+def parse_float(value: Any, what: str, limit: float = MAX_COEFF) -> float:
+    """A finite number in [-limit, limit] from a number or text; StateError otherwise."""
+    if isinstance(value, bool):
+        raise StateError(f"{what} must be a number, got {value!r}")
+    if isinstance(value, str):
+        if len(value) > 40:
+            raise StateError(f"{what} must be a number, got {value[:40]!r}...")
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise StateError(f"{what} must be a number, got {value!r}") from None
+    elif isinstance(value, int):
+        if abs(value) > limit:
+            raise StateError(f"{what} must be between -{limit:g} and {limit:g}, got {value}")
+        value = float(value)
+    elif not isinstance(value, float):
+        raise StateError(f"{what} must be a number, got {_kind(value)}")
     if not math.isfinite(value) or abs(value) > limit:
-        raise StateError(f"{what} must be a finite number between -{limit:g} and {limit:g}, got {text!r}")
+        raise StateError(f"{what} must be a finite number between -{limit:g} and {limit:g}, got {value!r}")
+    return float(value)
+
+
+def parse_square(value: Any, what: str) -> Square:
+    """A square from 'row,col' text or a [row, col] pair, both in 0..24."""
+    if isinstance(value, str):
+        if len(value) > 40:
+            raise StateError(f"{what} must be a square written row,col (e.g. 3,4), got {value[:40]!r}...")
+        parts: Sequence[Any] = value.replace(" ", "").strip("()[]").split(",")
+    elif isinstance(value, (list, tuple)):
+        parts = value
+    else:
+        raise StateError(f"{what} must be a square row,col, got {_kind(value)}")
+    if len(parts) != 2:
+        raise StateError(f"{what} must be a square written row,col (e.g. 3,4), got {_short(value)}")
+    return parse_int(parts[0], f"{what} row", 0, MAX_SIZE - 1), parse_int(parts[1], f"{what} column", 0, MAX_SIZE - 1)
+
+
+def parse_channels(value: Any, what: str, limit: int = MAX_CHANNEL) -> tuple[int, ...]:
+    """'55' or '8, 55, 77' or '' (or a list) -> a sorted tuple of distinct channel numbers."""
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, str):
+        if len(value) > 4000:
+            raise StateError(f"{what} channels: the list is too long")
+        items = [t for t in value.replace(";", ",").replace(" ", ",").split(",") if t.strip()]
+    else:
+        raise StateError(f"{what} channels must be numbers like 8,55, got {_kind(value)}")
+    if len(items) > 512:
+        raise StateError(f"{what}: at most 512 channels, got {len(items)}")
+    return tuple(sorted({parse_int(t, f"{what} channel", 0, limit) for t in items}))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _choice(value: Any, options: Sequence[str], what: str) -> str:
+    if not isinstance(value, str) or value not in options:
+        raise StateError(f"{what} must be one of {', '.join(options)}, got {_short(value)}")
     return value
 
 
-def parse_square(text: Any, what: str) -> Square:
-    parts = str(text).replace(" ", "").strip("()[]").split(",")
-    if len(parts) != 2:
-        raise StateError(f"{what} must be a square written row,col (e.g. 3,4), got {text!r}")
-    return parse_int(parts[0], f"{what} row", 0, 24), parse_int(parts[1], f"{what} column", 0, 24)
+# --- kinds: type and bounds of a field, with its URL, store and control forms --------------------
+class Kind:
+    """How one field is checked and written. ``check`` takes any browser value (from a store or a
+    control) and returns the canonical value or raises StateError naming ``what``; ``parse``
+    reads URL text; ``fmt`` writes it; ``to_json`` is the store form; ``to_controls`` the values
+    of the field's controls (one per control) and ``from_control`` the field after control ``i``
+    changed. ``typed``: the controls are text/number boxes (they also submit on Enter)."""
+
+    typed = False
+
+    def check(self, value: Any, what: str) -> Any:
+        raise NotImplementedError
+
+    def parse(self, text: str, what: str) -> Any:
+        return self.check(text, what)
+
+    def fmt(self, value: Any) -> str:
+        return str(value)
+
+    def to_json(self, value: Any) -> Any:
+        return value
+
+    def to_controls(self, value: Any) -> list[Any]:
+        return [value]
+
+    def from_control(self, old: Any, i: int, value: Any, what: str) -> Any:  # noqa: ARG002
+        return self.check(value, what)
 
 
-def parse_channels(text: Any, what: str, limit: int = 4096) -> tuple[int, ...]:
-    """'55' or '8, 55, 77' or '' -> a sorted tuple of distinct channel numbers."""
-    if text is None:
-        return ()
-    if isinstance(text, (list, tuple)):
-        items = [str(t) for t in text]
-    else:
-        items = [t for t in str(text).replace(";", ",").replace(" ", ",").split(",") if t.strip()]
-    chans = sorted({parse_int(t, f"{what} channel", 0, limit) for t in items})
-    if len(chans) > 512:
-        raise StateError(f"{what}: at most 512 channels, got {len(chans)}")
-    return tuple(chans)
+@dataclass(frozen=True)
+class Int(Kind):
+    lo: int = 0
+    hi: int = MAX_SEED
+    typed = True
+
+    def check(self, value: Any, what: str) -> int:
+        if value is None:
+            raise StateError(f"{what}: enter a value")
+        return parse_int(value, what, self.lo, self.hi)
 
 
-def _parse_source(text: str, what: str) -> int | None:
-    return None if text in ("", "this") else parse_int(text, f"{what} source seed")
+@dataclass(frozen=True)
+class Float(Kind):
+    limit: float = MAX_COEFF
+    typed = True
+
+    def check(self, value: Any, what: str) -> float:
+        if value is None:
+            raise StateError(f"{what}: enter a value")
+        return parse_float(value, what, self.limit)
+
+    def fmt(self, value: Any) -> str:
+        return _fmt_num(value)
 
 
-def _choice(text: str, options: tuple[str, ...], what: str) -> str:
-    if text not in options:
-        raise StateError(f"{what} must be one of {', '.join(options)}, got {text!r}")
-    return text
+@dataclass(frozen=True)
+class Choice(Kind):
+    options: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+
+    def names(self) -> tuple[str, ...]:
+        return self.options() if callable(self.options) else self.options
+
+    def check(self, value: Any, what: str) -> str:
+        return _choice(value, self.names(), what)
 
 
-def _parse_rows(text: str) -> tuple[str, ...]:
-    """``SIZE-HEX``: the walls row-major from the top row, one bit per square (1 = wall)."""
-    try:
-        size_text, hex_text = text.split("-", 1)
-        size = int(size_text)
-        if not 1 <= size <= 25:
-            raise ValueError
-        bits = bin(int(hex_text, 16))[2:].zfill(len(hex_text) * 4)
-    except ValueError:
-        raise StateError(f"maze parameter is not SIZE-HEX walls (got {text[:40]!r})") from None
-    n = size * size
-    if len(bits) < n:
-        raise StateError(f"maze parameter has {len(bits)} bits, a {size}x{size} maze needs {n}")
-    bits = bits[len(bits) - n :] if len(bits) - n < 4 else None  # type: ignore[assignment]
-    if bits is None:
-        raise StateError("maze parameter has too many bits for its size")
-    return tuple("".join("#" if b == "1" else "." for b in bits[i * size : (i + 1) * size]) for i in range(size))
+@dataclass(frozen=True)
+class Layer(Kind):
+    """A spatial hook point name (the same at every scale)."""
+
+    def check(self, value: Any, what: str) -> str:
+        if not isinstance(value, str) or value not in spatial_layers():
+            raise StateError(f"{what}: unknown layer {_short(value)}")
+        return value
 
 
-def _fmt_rows(rows: tuple[str, ...]) -> str:
-    size = len(rows)
-    bits = "".join("1" if ch == "#" else "0" for r in rows for ch in r)
-    width = (len(bits) + 3) // 4
-    return f"{size}-{int(bits, 2):0{width}x}"
+@dataclass(frozen=True)
+class Checkpoint(Kind):
+    """'default', 'path:FILE' or 'upload:HEX16' (whether it loads is the registry's business)."""
+
+    def check(self, value: Any, what: str) -> str:
+        if not isinstance(value, str) or not value or len(value) > 1000 or not value.isprintable():
+            raise StateError(f"{what} must be 'default', 'path:FILE' or 'upload:HASH', got {_short(value)}")
+        if value != "default" and not value.startswith(("path:", "upload:")):
+            raise StateError(f"{what} must be 'default', 'path:FILE' or 'upload:HASH', got {_short(value)}")
+        return value
 
 
+@dataclass(frozen=True)
+class Multi(Kind):
+    """A subset of ``options`` (kept in their order); 'none' in URLs for the empty set."""
+
+    options: tuple[str, ...] = ()
+
+    def check(self, value: Any, what: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)) or len(value) > len(self.options) * 2:
+            raise StateError(f"{what} must be a list of {', '.join(self.options)}, got {_short(value)}")
+        chosen = {_choice(v, self.options, what) for v in value}
+        return tuple(o for o in self.options if o in chosen)
+
+    def parse(self, text: str, what: str) -> tuple[str, ...]:
+        return () if text in ("", "none") else self.check(text.split(","), what)
+
+    def fmt(self, value: Any) -> str:
+        return ",".join(value) or "none"
+
+    def to_json(self, value: Any) -> Any:
+        return list(value)
+
+    def to_controls(self, value: Any) -> list[Any]:
+        return [list(value)]
+
+
+@dataclass(frozen=True)
+class SquareKind(Kind):
+    """A square, or None when ``optional``."""
+
+    optional: bool = True
+
+    def check(self, value: Any, what: str) -> Square | None:
+        if value is None and self.optional:
+            return None
+        return parse_square(value, what)
+
+    def fmt(self, value: Any) -> str:
+        return f"{value[0]},{value[1]}"
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else list(value)
+
+
+@dataclass(frozen=True)
+class Cheese(Kind):
+    """'seed' (as generated), None (removed) or a square."""
+
+    def check(self, value: Any, what: str) -> Square | None | str:
+        if value is None or value == "seed":
+            return value
+        return parse_square(value, what)
+
+    def parse(self, text: str, what: str) -> Square | None | str:
+        return None if text == "none" else parse_square(text, what)
+
+    def fmt(self, value: Any) -> str:
+        return "none" if value is None else f"{value[0]},{value[1]}"
+
+    def to_json(self, value: Any) -> Any:
+        return value if value is None or value == "seed" else list(value)
+
+
+@dataclass(frozen=True)
+class Squares(Kind):
+    """A sorted set of distinct squares ('r,c_r,c' in URLs)."""
+
+    def check(self, value: Any, what: str) -> tuple[Square, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)) or len(value) > MAX_SIZE * MAX_SIZE:
+            raise StateError(f"{what} must be a list of at most {MAX_SIZE * MAX_SIZE} squares, got {_kind(value)}")
+        return tuple(sorted({parse_square(sq, what) for sq in value}))
+
+    def parse(self, text: str, what: str) -> tuple[Square, ...]:
+        return self.check([x for x in text.split("_") if x], what)
+
+    def fmt(self, value: Any) -> str:
+        return "_".join(f"{r},{c}" for r, c in value)
+
+    def to_json(self, value: Any) -> Any:
+        return [list(sq) for sq in value]
+
+
+@dataclass(frozen=True)
+class Channels(Kind):
+    typed = True
+
+    def check(self, value: Any, what: str) -> tuple[int, ...]:
+        return parse_channels(value, what)
+
+    def fmt(self, value: Any) -> str:
+        return ",".join(str(v) for v in value)
+
+    def to_json(self, value: Any) -> Any:
+        return list(value)
+
+    def to_controls(self, value: Any) -> list[Any]:
+        return [",".join(str(v) for v in value)]
+
+
+@dataclass(frozen=True)
+class Source(Kind):
+    """A source maze: None (the maze on screen; '' or 'this') or a procgen seed."""
+
+    typed = True
+
+    def check(self, value: Any, what: str) -> int | None:
+        if value is None or (isinstance(value, str) and value.strip() in ("", "this")):
+            return None
+        return parse_int(value, f"{what} source seed")
+
+    def to_controls(self, value: Any) -> list[Any]:
+        return ["" if value is None else str(value)]
+
+
+@dataclass(frozen=True)
+class Pair(Kind):
+    """Two numbers lo <= hi, each in [-limit, limit] ('lo,hi' in URLs; two controls)."""
+
+    limit: float = MAX_COEFF
+    typed = True
+
+    def check(self, value: Any, what: str) -> tuple[float, float]:
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise StateError(f"{what} must be two numbers lo,hi, got {_short(value)}")
+        lo, hi = (parse_float(v, what, self.limit) for v in value)
+        if lo > hi:
+            raise StateError(f"{what}: 'from' ({lo:g}) must not exceed 'to' ({hi:g})")
+        return lo, hi
+
+    def parse(self, text: str, what: str) -> tuple[float, float]:
+        return self.check(text.split(","), what)
+
+    def fmt(self, value: Any) -> str:
+        return ",".join(_fmt_num(x) for x in value)
+
+    def to_json(self, value: Any) -> Any:
+        return list(value)
+
+    def to_controls(self, value: Any) -> list[Any]:
+        return list(value)
+
+    def from_control(self, old: Any, i: int, value: Any, what: str) -> Any:
+        if value is None:
+            raise StateError(f"{what}: enter a value")
+        pair = list(old)
+        pair[i] = value
+        return self.check(pair, what)
+
+
+@dataclass(frozen=True)
+class MazeRows(Kind):
+    """The walls of an imported maze: rows top first ('#' wall, '.' open); URL 'SIZE-HEX'."""
+
+    def check(self, value: Any, what: str) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_SIZE:
+            raise StateError(f"{what} must be 1 to {MAX_SIZE} rows of '#' and '.', got {_kind(value)}")
+        size = len(value)
+        for row in value:
+            if not isinstance(row, str) or len(row) != size or set(row) - {"#", "."}:
+                raise StateError(f"{what}: every row must be {size} characters of '#' and '.'")
+        if "." not in "".join(value):
+            raise StateError(f"{what}: the maze has no open square")
+        return tuple(value)
+
+    def parse(self, text: str, what: str) -> tuple[str, ...] | None:
+        try:
+            size_text, hex_text = text.split("-", 1)
+            size = int(size_text)
+            if not 1 <= size <= MAX_SIZE or len(hex_text) > 200:
+                raise ValueError
+            bits = bin(int(hex_text, 16))[2:].zfill(len(hex_text) * 4)
+        except ValueError:
+            raise StateError(f"{what} parameter is not SIZE-HEX walls (got {text[:40]!r})") from None
+        n = size * size
+        if len(bits) < n:
+            raise StateError(f"{what} parameter has {len(bits)} bits, a {size}x{size} maze needs {n}")
+        if len(bits) - n >= 4:
+            raise StateError(f"{what} parameter has too many bits for its size")
+        bits = bits[len(bits) - n :]
+        return self.check(
+            [bits[i * size : (i + 1) * size].replace("1", "#").replace("0", ".") for i in range(size)], what
+        )
+
+    def fmt(self, value: Any) -> str:
+        size = len(value)
+        bits = "".join("1" if ch == "#" else "0" for r in value for ch in r)
+        return f"{size}-{int(bits, 2):0{(len(bits) + 3) // 4}x}"
+
+    def to_json(self, value: Any) -> Any:
+        return None if value is None else list(value)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One row of the view-state table. ``name``: the ``ViewState`` attribute (``steer.x`` for
+    the interventions); ``key``: its URL parameter; ``kind``: type and bounds; ``label``: how
+    messages name it; ``controls``: the ids of the page controls that show it (a ``Pair`` has
+    two); ``after``: a rule applied when a control changed it (e.g. a new seed clears the edits)."""
+
+    name: str
+    key: str
+    kind: Kind
+    label: str
+    controls: tuple[str, ...] = ()
+    after: Callable[[ViewState, ViewState], ViewState] | None = None
+
+    @property
+    def default(self) -> Any:
+        return get_field(_DEFAULT, self.name)
+
+
+def _new_seed(old: ViewState, new: ViewState) -> ViewState:  # noqa: ARG001
+    return new.with_seed(new.seed)
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("checkpoint", "ckpt", Checkpoint(), "checkpoint"),
+    Field("seed", "seed", Int(0, MAX_SEED), "seed", ("seed",), after=_new_seed),
+    Field("maze_rows", "maze", MazeRows(), "maze"),
+    Field("background", "bg", Int(0, 63), "background"),
+    Field("cheese", "cheese", Cheese(), "cheese"),
+    Field("mouse", "mouse", SquareKind(), "mouse"),
+    Field("walls", "walls", Squares(), "wall"),
+    Field("tab", "tab", Choice(tab_names), "tab", ("tabs",)),
+    Field("view", "view", Choice(VIEWS), "view", ("view",)),
+    Field("overlays", "show", Multi(OVERLAYS), "show", ("overlays",)),
+    Field("arrows", "arrows", Choice(ARROWS), "arrows", ("arrows",)),
+    Field("heat", "heat", Choice(HEATS), "heat", ("heat",)),
+    Field("layer", "layer", Layer(), "layer", ("layer",)),
+    Field("channel", "ch", Int(0, MAX_CHANNEL), "channel", ("channel",)),
+    Field("steer.layer", "sl", Layer(), "steering layer", ("steer-layer",)),
+    Field("steer.cheese_coeff", "cv", Float(), "cheese vector coefficient", ("cv-coeff",)),
+    Field("steer.cheese_source", "cvsrc", Source(), "cheese vector", ("cv-source",)),
+    Field("steer.top_right_coeff", "tv", Float(), "top-right vector coefficient", ("tv-coeff",)),
+    Field("steer.top_right_source", "tvsrc", Source(), "top-right vector", ("tv-source",)),
+    Field("steer.retarget_square", "rt", SquareKind(), "retarget square"),
+    Field("steer.retarget_channels", "rtch", Channels(), "retarget", ("rt-channels",)),
+    Field("steer.retarget_value", "rtv", Float(), "retarget value", ("rt-value",)),
+    Field("steer.ablate_channels", "ab", Channels(), "ablation", ("ab-channels",)),
+    Field("steer.ablate_mode", "abm", Choice(ABLATE_MODES), "ablation mode", ("ab-mode",)),
+    Field("steer.resample_channels", "rs", Channels(), "resampling", ("rs-channels",)),
+    Field("steer.resample_source", "rssrc", Int(0, MAX_SEED), "resampling source seed", ("rs-source",)),
+    Field("grid_cheese", "gc", Pair(), "cheese coefficient range", ("gc-lo", "gc-hi")),
+    Field("grid_top_right", "gt", Pair(), "top-right coefficient range", ("gt-lo", "gt-hi")),
+    Field("grid_steps", "gn", Int(2, MAX_GRID_STEPS), "grid steps", ("gn",)),
+    Field("episode", "ep", Choice(EPISODE_MODES), "episode mode", ("episode-mode",)),
+    Field("episode_seed", "eps", Int(0, MAX_SEED), "episode seed", ("episode-seed",)),
+    Field("stats_mazes", "sn", Int(10, MAX_STATS_MAZES), "number of mazes", ("stats-n",)),
+    Field("stats_start", "ss", Int(0, MAX_SEED), "first seed", ("stats-start",)),
+)
+"""The view-state table: every field once, with its URL key, type and bounds, and controls."""
+
+_DEFAULT = ViewState()
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
+BY_CONTROL: dict[str, tuple[Field, int]] = {c: (f, i) for f in FIELDS for i, c in enumerate(f.controls)}
+CONTROL_IDS: tuple[str, ...] = tuple(BY_CONTROL)
+TYPED_CONTROLS: tuple[str, ...] = tuple(c for c, (f, _) in BY_CONTROL.items() if f.kind.typed)
+MAZE_FIELDS = ("checkpoint", "seed", "maze_rows", "background", "cheese", "mouse", "walls")
+"""The fields that make the maze on screen (and the agent that looks at it)."""
+
+
+def get_field(state: ViewState, name: str) -> Any:
+    obj: Any = state
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_fields(state: ViewState, values: Mapping[str, Any]) -> ViewState:
+    """``state`` with the named fields (``steer.x`` included) replaced."""
+    top = {k: v for k, v in values.items() if "." not in k}
+    steer = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("steer.")}
+    if steer:
+        top["steer"] = replace(state.steer, **steer)
+    return replace(state, **top)
+
+
+# --- the URL -------------------------------------------------------------------------------------
 def to_query(state: ViewState) -> str:
     """The URL query string (with the leading '?', or '' for the default view)."""
-    d = ViewState()
-    s, ds = state.steer, d.steer
-    q: list[tuple[str, str]] = []
-
-    def put(key: str, value: Any, default: Any, fmt=str) -> None:  # noqa: ANN001
-        if value != default:
-            q.append((key, fmt(value)))
-
-    put("ckpt", state.checkpoint, d.checkpoint)
-    put("seed", state.seed, d.seed)
-    if state.maze_rows is not None:
-        q.append(("maze", _fmt_rows(state.maze_rows)))
-        put("bg", state.background, d.background)
-    if state.cheese != "seed":
-        q.append(("cheese", "none" if state.cheese is None else _fmt_square(state.cheese)))  # type: ignore[arg-type]
-    put("mouse", state.mouse, None, _fmt_square)
-    put("walls", state.walls, (), lambda w: "_".join(_fmt_square(sq) for sq in w))
-    put("tab", state.tab, d.tab)
-    put("view", state.view, d.view)
-    put("show", state.overlays, d.overlays, lambda o: ",".join(o) or "none")
-    put("arrows", state.arrows, d.arrows)
-    put("heat", state.heat, d.heat)
-    put("layer", state.layer, d.layer)
-    put("ch", state.channel, d.channel)
-    put("sl", s.layer, ds.layer)
-    put("cv", s.cheese_coeff, ds.cheese_coeff, _fmt_num)
-    put("cvsrc", s.cheese_source, ds.cheese_source)
-    put("tv", s.top_right_coeff, ds.top_right_coeff, _fmt_num)
-    put("tvsrc", s.top_right_source, ds.top_right_source)
-    put("rt", s.retarget_square, ds.retarget_square, _fmt_square)
-    put("rtch", s.retarget_channels, ds.retarget_channels, _fmt_ints)
-    put("rtv", s.retarget_value, ds.retarget_value, _fmt_num)
-    put("ab", s.ablate_channels, ds.ablate_channels, _fmt_ints)
-    put("abm", s.ablate_mode, ds.ablate_mode)
-    put("rs", s.resample_channels, ds.resample_channels, _fmt_ints)
-    put("rssrc", s.resample_source, ds.resample_source)
-    put("gc", state.grid_cheese, d.grid_cheese, lambda t: ",".join(_fmt_num(x) for x in t))
-    put("gt", state.grid_top_right, d.grid_top_right, lambda t: ",".join(_fmt_num(x) for x in t))
-    put("gn", state.grid_steps, d.grid_steps)
-    put("ep", state.episode, d.episode)
-    put("eps", state.episode_seed, d.episode_seed)
-    put("sn", state.stats_mazes, d.stats_mazes)
-    put("ss", state.stats_start, d.stats_start)
+    q = []
+    for f in FIELDS:
+        value = get_field(state, f.name)
+        if value != f.default:
+            q.append((f.key, f.kind.fmt(value)))
     return "?" + urlencode(q, safe=",_:/") if q else ""
-
-
-def _pair(text: str, what: str) -> tuple[float, float]:
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise StateError(f"{what} must be two numbers lo,hi, got {text!r}")
-    lo, hi = (parse_float(p, what) for p in parts)
-    if lo > hi:
-        raise StateError(f"{what}: the first number must not exceed the second, got {text!r}")
-    return lo, hi
 
 
 def from_query(search: str | None) -> ViewState:
     """Parse a URL query string (with or without '?'); raises StateError naming the bad part.
 
     Unknown parameters are an error too, so that a mistyped link does not silently show
-    something other than what its author saw.
-    """
+    something other than what its author saw."""
+    if search is not None and not isinstance(search, str):
+        raise StateError(f"the link's query must be text, got {_kind(search)}")
     text = (search or "").lstrip("?")
-    if len(text) > 20_000:
+    if len(text) > MAX_QUERY_CHARS:
         raise StateError("the link's query string is too long")
     params = dict(parse_qsl(text, keep_blank_values=True))
-    d = ViewState()
-    st: dict[str, Any] = {}
-    sp: dict[str, Any] = {}
-    handlers = {
-        "ckpt": lambda v: st.__setitem__("checkpoint", v),
-        "seed": lambda v: st.__setitem__("seed", parse_int(v, "seed")),
-        "maze": lambda v: st.__setitem__("maze_rows", _parse_rows(v)),
-        "bg": lambda v: st.__setitem__("background", parse_int(v, "background", 0, 63)),
-        "cheese": lambda v: st.__setitem__("cheese", None if v == "none" else parse_square(v, "cheese")),
-        "mouse": lambda v: st.__setitem__("mouse", parse_square(v, "mouse")),
-        "walls": lambda v: st.__setitem__("walls", tuple(sorted({parse_square(x, "wall") for x in v.split("_") if x}))),
-        "tab": lambda v: st.__setitem__("tab", _choice(v, TABS, "tab")),
-        "view": lambda v: st.__setitem__("view", _choice(v, VIEWS, "view")),
-        "show": lambda v: st.__setitem__(
-            "overlays",
-            ()
-            if v in ("", "none")
-            else tuple(o for o in OVERLAYS if o in {_choice(x, OVERLAYS, "show") for x in v.split(",")}),
-        ),
-        "arrows": lambda v: st.__setitem__("arrows", _choice(v, ARROWS, "arrows")),
-        "heat": lambda v: st.__setitem__("heat", _choice(v, HEATS, "heat")),
-        "layer": lambda v: st.__setitem__("layer", v),
-        "ch": lambda v: st.__setitem__("channel", parse_int(v, "channel", 0, 4095)),
-        "sl": lambda v: sp.__setitem__("layer", v),
-        "cv": lambda v: sp.__setitem__("cheese_coeff", parse_float(v, "cheese vector coefficient")),
-        "cvsrc": lambda v: sp.__setitem__("cheese_source", _parse_source(v, "cheese vector")),
-        "tv": lambda v: sp.__setitem__("top_right_coeff", parse_float(v, "top-right vector coefficient")),
-        "tvsrc": lambda v: sp.__setitem__("top_right_source", _parse_source(v, "top-right vector")),
-        "rt": lambda v: sp.__setitem__("retarget_square", parse_square(v, "retarget square")),
-        "rtch": lambda v: sp.__setitem__("retarget_channels", parse_channels(v, "retarget")),
-        "rtv": lambda v: sp.__setitem__("retarget_value", parse_float(v, "retarget value")),
-        "ab": lambda v: sp.__setitem__("ablate_channels", parse_channels(v, "ablation")),
-        "abm": lambda v: sp.__setitem__("ablate_mode", _choice(v, ABLATE_MODES, "ablation mode")),
-        "rs": lambda v: sp.__setitem__("resample_channels", parse_channels(v, "resampling")),
-        "rssrc": lambda v: sp.__setitem__("resample_source", parse_int(v, "resampling source seed")),
-        "gc": lambda v: st.__setitem__("grid_cheese", _pair(v, "cheese coefficient range")),
-        "gt": lambda v: st.__setitem__("grid_top_right", _pair(v, "top-right coefficient range")),
-        "gn": lambda v: st.__setitem__("grid_steps", parse_int(v, "grid steps", 2, 11)),
-        "ep": lambda v: st.__setitem__("episode", _choice(v, EPISODE_MODES, "episode mode")),
-        "eps": lambda v: st.__setitem__("episode_seed", parse_int(v, "episode seed")),
-        "sn": lambda v: st.__setitem__("stats_mazes", parse_int(v, "number of mazes", 10, MAX_STATS_MAZES)),
-        "ss": lambda v: st.__setitem__("stats_start", parse_int(v, "first seed")),
-    }
-    unknown = sorted(set(params) - set(handlers))
+    unknown = sorted(set(params) - set(BY_KEY))
     if unknown:
-        raise StateError(f"the link has unknown parameter(s): {', '.join(unknown)}")
-    for key, value in params.items():
-        handlers[key](value)
-    return replace(d, **st, steer=replace(d.steer, **sp))
+        raise StateError(f"the link has unknown parameter(s): {', '.join(_short(u) for u in unknown[:5])}")
+    values = {BY_KEY[k].name: BY_KEY[k].kind.parse(v, BY_KEY[k].label) for k, v in params.items()}
+    return set_fields(_DEFAULT, values)
 
 
+# --- the page store ------------------------------------------------------------------------------
 def state_to_dict(state: ViewState) -> dict[str, Any]:
-    """JSON-ready dict (for a dcc.Store)."""
+    """JSON-ready dict (for a dcc.Store): the fields with ``steer`` nested, as ``asdict`` gives."""
+    return _nest({f.name: f.kind.to_json(get_field(state, f.name)) for f in FIELDS})
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in flat.items():
+        if name.startswith("steer."):
+            out.setdefault("steer", {})[name[6:]] = value
+        else:
+            out[name] = value
+    return out
+
+
+def _flatten(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise StateError(f"the {what} must be an object, got {_kind(data)}")
+    flat = {k: v for k, v in data.items() if k != "steer"}
+    steer = data.get("steer", {})
+    if steer is None:
+        steer = {}
+    if not isinstance(steer, dict):
+        raise StateError(f"the {what}'s steer must be an object, got {_kind(steer)}")
+    flat.update({f"steer.{k}": v for k, v in steer.items()})
+    return flat
+
+
+def state_from_dict(data: Any, names: Iterable[str] | None = None, what: str = "page state") -> ViewState:
+    """The state a store holds, every value checked against the table (StateError naming the
+    field otherwise). Missing fields take their defaults; unknown ones are refused. ``names``:
+    only these fields are expected (a panel's slice)."""
+    flat = _flatten(data, what)
+    allowed = set(BY_NAME) if names is None else set(names)
+    unknown = sorted(k for k in flat if k not in allowed)
+    if unknown:
+        raise StateError(f"the {what} has unknown field(s): {', '.join(_short(u) for u in unknown[:5])}")
+    values = {k: BY_NAME[k].kind.check(v, BY_NAME[k].label) for k, v in flat.items()}
+    return set_fields(_DEFAULT, values)
+
+
+def slice_of(state: ViewState, names: Iterable[str]) -> dict[str, Any]:
+    """The named fields of ``state`` in store form (a panel's slice)."""
+    return _nest({n: BY_NAME[n].kind.to_json(get_field(state, n)) for n in names})
+
+
+def from_slice(data: Any, names: Iterable[str]) -> ViewState:
+    """A panel's slice back as a (validated) state; fields outside ``names`` are defaults."""
+    return state_from_dict(data, names, what="panel state")
+
+
+def asdict_state(state: ViewState) -> dict[str, Any]:
     return asdict(state)
 
 
-def state_from_dict(data: dict[str, Any]) -> ViewState:
-    """Inverse of ``state_to_dict`` (JSON turns tuples into lists; this turns them back)."""
+# --- controls ------------------------------------------------------------------------------------
+def controls_from_state(state: ViewState) -> dict[str, Any]:
+    """The value each control shows for a state."""
+    out: dict[str, Any] = {}
+    for f in FIELDS:
+        if not f.controls:
+            continue
+        for cid, value in zip(f.controls, f.kind.to_controls(get_field(state, f.name)), strict=True):
+            out[cid] = value
+    return out
 
-    def tup(v: Any) -> Any:
-        return tuple(tup(x) for x in v) if isinstance(v, list) else v
 
-    steer = SteerSpec(**{f.name: tup(data["steer"][f.name]) for f in fields(SteerSpec) if f.name in data["steer"]})
-    values = {f.name: tup(data[f.name]) for f in fields(ViewState) if f.name in data and f.name != "steer"}
-    return ViewState(**values, steer=steer)
+def apply_control(state: ViewState, control: str, value: Any, layers: Mapping[str, tuple[int, ...]]) -> ViewState:
+    """The state after one control changed to ``value`` (StateError naming the field when the
+    value is not allowed); ``layers``: the loaded agent's hook shapes, for channel bounds."""
+    if control not in BY_CONTROL:
+        raise StateError(f"unknown control {_short(control)}")
+    f, i = BY_CONTROL[control]
+    new = set_fields(state, {f.name: f.kind.from_control(get_field(state, f.name), i, value, f.label)})
+    if f.after is not None:
+        new = f.after(state, new)
+    if f.name == "layer" and new.layer in layers:
+        new = replace(new, channel=min(new.channel, layers[new.layer][0] - 1))
+    return check_layers(new, layers)
+
+
+def check_layers(state: ViewState, layers: Mapping[str, tuple[int, ...]]) -> ViewState:
+    """``state`` if its layers and channels exist in the loaded agent (StateError otherwise)."""
+    if not layers:
+        return state
+    for name in ("layer", "steer.layer"):
+        if get_field(state, name) not in layers:
+            raise StateError(f"{BY_NAME[name].label}: the loaded agent has no layer {get_field(state, name)!r}")
+    n = layers[state.layer][0]
+    if not 0 <= state.channel < n:
+        raise StateError(f"channel must be between 0 and {n - 1} in this layer, got {state.channel}")
+    m = layers[state.steer.layer][0]
+    for name in ("steer.retarget_channels", "steer.ablate_channels", "steer.resample_channels"):
+        bad = [c for c in get_field(state, name) if c >= m]
+        if bad:
+            raise StateError(f"{BY_NAME[name].label} channel must be between 0 and {m - 1}, got {bad[0]}")
+    return state
+
+
+def check_state(state: ViewState) -> ViewState:
+    """``state`` if its maze edits make a valid maze (MazeError otherwise)."""
+    state.maze()
+    return state
+
+
+__all__ = [
+    "FIELDS",
+    "Field",
+    "StateError",
+    "SteerSpec",
+    "ViewState",
+    "apply_control",
+    "controls_from_state",
+    "from_query",
+    "from_slice",
+    "seed_maze",
+    "slice_of",
+    "state_from_dict",
+    "state_to_dict",
+    "to_query",
+]

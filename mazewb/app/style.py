@@ -67,4 +67,15 @@ h3 { margin:6px 0 8px 0; font-size:19px; }
 .model-md pre { background:#f3f4f6; padding:8px; border-radius:6px; }
 details summary { cursor:pointer; color:var(--accent); margin:8px 0; }
 .share a { color:#93c5fd; font-size:14px; }
+.badge.region { background:#7c2d12; border-color:#f97316; color:#ffedd5; }
+.region-info { color:var(--muted); font-size:14px; }
+.field .hint { max-width:180px; white-space:normal; line-height:1.2; }
+.field.src .dash-input-container { width:110px; }
+.msg.warn { background:var(--warnbg); color:#7a4b00; border:1px solid #f3d48b; }
+.msg.warn ul { margin:4px 0 0 18px; padding:0; }
+table.outcomes tr.total td { font-weight:700; border-top:2px solid var(--ink); }
+table.outcomes tr.summary td { color:var(--muted); font-size:15px; }
+table.glossary td.meaning { text-align:left; color:var(--muted); font-size:14px; max-width:420px; }
+.definition { max-width:720px; margin:4px 0 10px 0; }
+.steer-table { flex:1 1 100%; }
 """

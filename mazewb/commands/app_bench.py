@@ -105,8 +105,9 @@ def server_side(wb, maze) -> dict[str, float]:  # noqa: ANN001
     from dash._utils import to_json
 
     from mazewb import analysis as an
-    from mazewb.app.callbacks import maze_panel
-    from mazewb.app.views import behaviour_view
+    from mazewb.app.panels.behaviour import behaviour_view
+    from mazewb.app.panels.maze import maze_view
+    from mazewb.app.state import ViewState
     from mazewb.maze import render_observations
 
     lp = wb.policy("default")
@@ -121,7 +122,7 @@ def server_side(wb, maze) -> dict[str, float]:  # noqa: ANN001
     vf, heat, table = behaviour_view(wb, lp, maze, "net", "step_cheese")
     out["behaviour figures"] = time.perf_counter() - t
     t = time.perf_counter()
-    panel = maze_panel(wb, maze, {"view": "frame", "overlays": ["paths", "decision"], "target": None})
+    panel = maze_view(wb, maze, ViewState(overlays=("paths", "decision")))
     out["maze panel (frame + figure)"] = time.perf_counter() - t
     t = time.perf_counter()
     size = len(to_json([vf, heat, table, panel]))

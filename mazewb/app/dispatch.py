@@ -1,0 +1,202 @@
+"""The one callback that owns the view state, built from the panels' declarations.
+
+Its inputs are the URL, every control of the view-state table (``state.FIELDS``; text and
+number boxes also by Enter, ``n_submit``, so retyping the value a box shows still counts) and
+every panel's ``Event``s; its outputs are the URL, the whole state (``ids.VIEW``), one store per
+panel with the fields it reads, the notice line and every control's value. What happens is
+``handle(old_state, trigger, values)``: a pure function, dispatched by trigger to the panels'
+handlers, tested without a browser. The stored state is validated on every read; nothing a
+browser sends is trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from dash import Dash, Input, Output, State, ctx, no_update
+
+from mazewb.app import ids
+from mazewb.app.guard import explain
+from mazewb.app.panel import Event, EventContext, Outcome, Panel
+from mazewb.app.state import (
+    CONTROL_IDS,
+    TYPED_CONTROLS,
+    ViewState,
+    apply_control,
+    check_layers,
+    check_state,
+    controls_from_state,
+    from_query,
+    slice_of,
+    state_from_dict,
+    state_to_dict,
+    to_query,
+)
+from mazewb.errors import CheckpointError, MazewbError, StateError
+
+log = logging.getLogger("mazewb.app")
+
+URL_KEY = f"{ids.URL}.search"
+
+
+def load_url(search: Any, services: Any = None) -> Outcome:
+    """The state a link asks for, or the default view with a message saying why not; a
+    checkpoint that does not load falls back to the bundled agent (with a message)."""
+    try:
+        state = check_state(from_query(search))
+    except MazewbError as exc:
+        reason = explain(exc)
+        return Outcome(ViewState(), f"This link could not be read ({reason}); showing the default view instead.", True)
+    if services is not None and state.checkpoint != "default":
+        try:
+            services.policy(state.checkpoint)
+        except CheckpointError as exc:
+            reason = explain(exc).rstrip(".")
+            msg = f"Checkpoint {state.checkpoint!r} could not be loaded: {reason}. Showing the bundled agent."
+            return Outcome(replace(state, checkpoint="default"), msg, True)
+    if services is not None:
+        try:
+            check_layers(state, services.layer_shapes(state.checkpoint))
+        except MazewbError as exc:
+            return Outcome(
+                ViewState(), f"This link could not be read ({explain(exc)}); showing the default view.", True
+            )
+    return Outcome(state)
+
+
+class Dispatcher:
+    """The panels' events by trigger (``"id.prop"``), and the pure transition ``handle``."""
+
+    def __init__(self, panels: Sequence[Panel]) -> None:
+        self.panels = tuple(panels)
+        self.events: dict[str, Event] = {}
+        for p in self.panels:
+            for ev in p.events:
+                if ev.key in self.events or ev.component in CONTROL_IDS or ev.key == URL_KEY:
+                    raise ValueError(f"event {ev.key} of panel {p.name} is declared twice")
+                self.events[ev.key] = ev
+        self.state_keys = sorted({f"{c}.{p}" for ev in self.events.values() for c, p in ev.states})
+
+    def handle(self, old: ViewState | None, trigger: str, values: Mapping[str, Any], services: Any = None) -> Outcome:
+        """The state after ``trigger`` (``"id.prop"``) fired with the page's ``values`` (by
+        ``"id.prop"``). Raises only ``MazewbError`` for bad input (the caller shows it)."""
+        if old is None or trigger == URL_KEY:
+            return load_url(values.get(URL_KEY), services)
+        cid, _, prop = trigger.partition(".")
+        layers = services.layer_shapes(old.checkpoint) if services is not None else {}
+        if cid in CONTROL_IDS and prop in ("value", "n_submit", "n_blur"):
+            return Outcome(apply_control(old, cid, values.get(f"{cid}.value"), layers))
+        ev = self.events.get(trigger)
+        if ev is None:
+            raise StateError(f"nothing on this page answers {trigger[:60]!r}")
+        context = EventContext({k: values.get(k) for k in self.state_keys}, services)
+        out = ev.handle(old, values.get(trigger), context)
+        out = out if isinstance(out, Outcome) else Outcome(out)
+        check_state(out.state)
+        if services is not None and out.state.checkpoint == old.checkpoint:
+            check_layers(out.state, layers)
+        return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def register(app: Dash, wb: Any, panels: Sequence[Panel]) -> Dispatcher:
+    """Wire the view-state callback for ``panels``; returns its dispatcher."""
+    disp = Dispatcher(panels)
+    sliced = [p for p in panels if p.fields]
+    events = list(disp.events.values())
+    inputs = (
+        [Input(ids.URL, "search")]
+        + [Input(c, "value") for c in CONTROL_IDS]
+        + [Input(c, "n_submit") for c in TYPED_CONTROLS]
+        + [Input(ev.component, ev.prop) for ev in events]
+    )
+    input_keys = [f"{i.component_id}.{i.component_property}" for i in inputs]
+    state_keys = disp.state_keys
+    resets = [ev for ev in events if ev.reset]
+    outputs = (
+        [Output(ids.URL, "search"), Output(ids.VIEW, "data")]
+        + [Output(ids.slice_store(p.name), "data") for p in sliced]
+        + [Output(ids.NOTICE, "children"), Output(ids.NOTICE, "className")]
+        + [Output(ev.component, ev.prop) for ev in resets]
+        + [Output(c, "value") for c in CONTROL_IDS]
+    )
+    states = [State(*k.split(".", 1)) for k in state_keys] + [State(ids.VIEW, "data")]
+
+    @app.callback(*outputs, *inputs, *states)
+    def on_event(*args: Any) -> tuple:
+        values = dict(zip(input_keys + state_keys, args[:-1], strict=True))
+        stored = args[-1]
+        trigger = next(iter(ctx.triggered_prop_ids), URL_KEY) if ctx.triggered_prop_ids else URL_KEY
+        try:
+            return respond(disp, wb, sliced, resets, trigger, values, stored)
+        except Exception as exc:  # noqa: BLE001 - a bug: logged, the page says so and keeps its view
+            notice = explain(exc)
+            n_before = 2 + len(sliced)
+            n_after = len(resets) + len(CONTROL_IDS)
+            return (no_update,) * n_before + (notice, "notice error") + (no_update,) * n_after
+
+    app.mazewb_dispatcher = disp  # type: ignore[attr-defined]
+    return disp
+
+
+def respond(
+    disp: Dispatcher,
+    wb: Any,
+    sliced: Sequence[Panel],
+    resets: Sequence[Event],
+    trigger: str,
+    values: Mapping[str, Any],
+    stored: Any,
+) -> tuple:
+    """The view-state callback's outputs for one trigger (see ``register``)."""
+    message, is_error = "", False
+    old: ViewState | None = None
+    if stored is not None and trigger != URL_KEY:
+        try:
+            old = check_state(state_from_dict(stored))
+        except Exception as exc:  # noqa: BLE001 - a crafted or stale store: start from the link
+            message, is_error = f"The page state was not understood ({explain(exc)}); reloaded from the link.", True
+            trigger = URL_KEY
+    try:
+        out = disp.handle(old, trigger, values, wb)
+        state = out.state
+        message, is_error = (out.message, out.error) if out.message or not message else (message, is_error)
+    except Exception as exc:  # noqa: BLE001 - the page shows the reason; the view stays as it was
+        message, is_error = explain(exc), True
+        state = old or ViewState()
+    new_slices = {p.name: slice_of(state, p.fields) for p in sliced}
+    old_slices = {p.name: slice_of(old, p.fields) for p in sliced} if old is not None else None
+    for p in sliced:
+        changed = old_slices is None or old_slices[p.name] != new_slices[p.name]
+        if p.prefetch is not None and state.tab == p.name and changed:
+            try:
+                p.prefetch(wb, state)
+            except Exception:  # noqa: BLE001 - the figure callbacks report it
+                pass
+    store_out = [
+        new_slices[p.name] if old_slices is None or old_slices[p.name] != new_slices[p.name] else no_update
+        for p in sliced
+    ]
+    wanted = controls_from_state(state)
+    control_out = [
+        no_update if _same(values.get(f"{c}.value"), wanted[c]) and not is_error else wanted[c] for c in CONTROL_IDS
+    ]
+    search = to_query(state)
+    current = values.get(URL_KEY)
+    return (
+        search if search != (current if isinstance(current, str) else "") else no_update,
+        state_to_dict(state),
+        *store_out,
+        message,
+        ("notice error" if is_error else "notice info") if message else "notice",
+        *[None if ev.key == trigger else no_update for ev in resets],
+        *control_out,
+    )
