@@ -16,6 +16,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+from collections.abc import Sequence
+from pathlib import Path
 
 from dash import Dash, Input, Output
 
@@ -24,6 +26,7 @@ from mazewb.app.compute import Workbench
 from mazewb.app.layout import load_panels, page
 from mazewb.app.panel import PageConfig
 from mazewb.app.style import CSS
+from mazewb.lessons.library import lesson_library
 
 log = logging.getLogger("mazewb.app")
 THREADS = 8
@@ -90,6 +93,7 @@ def create_app(
     *,
     host: str = "127.0.0.1",
     allow_path_loading: bool = False,
+    lessons: Sequence[str | Path] = (),
 ) -> Dash:
     """A new workbench app; ``checkpoint`` is the agent shown by default (None: the bundled one).
 
@@ -100,6 +104,8 @@ def create_app(
     paths = allow_path_loading or is_loopback(host)
     wb = workbench or Workbench(checkpoint, allow_paths=paths)
     wb.registry.allow_paths = paths
+    if lessons:  # lesson folders besides the built-in lessons; an invalid file stops here (LessonError)
+        wb.lessons = lesson_library(lessons)  # type: ignore[attr-defined]
     app = Dash(
         __name__,
         title="mazewb",
@@ -173,11 +179,12 @@ def serve(
     checkpoint: str | None = None,
     debug: bool = False,
     allow_path_loading: bool = False,
+    lessons: Sequence[str | Path] = (),
 ) -> None:
     """Run the workbench on waitress (one process, ``THREADS`` threads) until interrupted;
     ``debug``: Dash's development server with its debugger instead (never on a network)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading)
+    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading, lessons=lessons)
     wb = app.workbench  # type: ignore[attr-defined]
     if not wb.registry.allow_paths:
         print(

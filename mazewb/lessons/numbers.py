@@ -399,9 +399,9 @@ def _zoo_status(ctx: StepContext) -> str:
     """One honest sentence on what the zoo can show for this agent."""
     if not ctx.zoo_policies:
         return (
-            "No agents trained on other cheese regions are installed (checkpoints/zoo/*.pt), so this step "
+            "No agents trained on other cheese regions are installed (`checkpoints/zoo/*.pt`), so this step "
             f"cannot check the claim on live agents: the loaded agent ({_region(ctx)}) is a single point of "
-            "the curve. With such agents (mazewb's own zoo, or Langosco et al.'s model_rand_region_N.pth "
+            "the curve. With such agents (mazewb's own zoo, or Langosco et al.'s `model_rand_region_N.pth` "
             "files), this step compares them live, and `mazewb eval-regions` draws the whole curve."
         )
     if len(ctx.zoo_regions) < 2:

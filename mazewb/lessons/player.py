@@ -29,7 +29,7 @@ from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.format import Lesson, LessonError
 from mazewb.lessons.library import LessonLibrary
 from mazewb.lessons.numbers import RANK_SEEDS, zoo_fingerprint
-from mazewb.lessons.render import StepView, render_step
+from mazewb.lessons.render import StepView, render_step, resolve_state
 from mazewb.policy import ImpalaPolicy
 
 LESSON_KEY = "lesson"
@@ -228,6 +228,16 @@ class LessonPlayer:
             except MazewbError as exc:
                 raise LessonError(f"{lesson.name}, step {k}: {user_message(exc)}") from None
         return Position(lesson.name, k, rest), notice
+
+    def step_state(self, name: str, k: int) -> ViewState:
+        """The view step ``k`` of lesson ``name`` sets (live channels filled in), without
+        rendering the step: what a player switches to on prev / next / reset."""
+        lesson = self.lesson(name)
+        k, _ = parse_step(k, len(lesson.steps))
+        try:
+            return resolve_state(lesson.steps[k - 1], self.policy, self.rank_seeds)
+        except MazewbError as exc:
+            raise LessonError(f"{lesson.name}, step {k}: {user_message(exc)}") from None
 
     def step_view(self, name: str, k: int, figures: bool = True) -> StepView:
         """Step ``k`` of lesson ``name`` rendered for this policy (cached)."""

@@ -80,7 +80,7 @@ class StepView:
 def step_figures(step: Step, state: ViewState) -> tuple[str, ...]:
     if step.figures is not None:
         return step.figures
-    figures = TAB_FIGURES[state.tab]
+    figures = TAB_FIGURES.get(state.tab, ("field",))
     if state.tab == "steer" and not state.steer.active:
         return ("field",)
     return figures
