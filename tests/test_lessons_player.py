@@ -115,3 +115,78 @@ def test_docs_python_example_runs() -> None:
     namespace: dict = {}
     exec(compile(blocks[-1], "docs/lessons.md", "exec"), namespace)  # noqa: S102 - our own docs
     assert namespace["page"].answer and namespace["later"] == Position("lab-demo", 2)
+
+
+# --- the app's Lesson tab: its pure handlers (no browser) ----------------------------------------------
+
+
+class _Services:
+    """What the lesson panel asks of the server: the loaded agent, and its lessons."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self._policy = SimpleNamespace(policy=load_policy())
+        self.lessons = lesson_library()
+
+    def policy(self, checkpoint: str):  # noqa: ANN201
+        assert checkpoint == "default"
+        return self._policy
+
+
+@pytest.fixture(scope="module")
+def services() -> _Services:
+    return _Services()
+
+
+def test_lesson_links_open_the_step(services: _Services) -> None:
+    from mazewb.app.panel import Outcome
+    from mazewb.app.panels import lesson as panel
+
+    def link(query: str) -> Outcome:
+        out = panel.on_link(from_query(query), services)
+        return out if isinstance(out, Outcome) else Outcome(out)
+
+    step = from_query(load_lesson("lab-demo").steps[1].state)
+    out = link("?lesson=lab-demo&step=2")
+    assert not out.error and out.state.lesson == "lab-demo" and out.state.lesson_step == 2
+    assert out.state.seed == step.seed and out.state.steer == step.steer and out.state.tab == "lesson"
+    # the student's own view of a step is kept
+    out = link("?lesson=lab-demo&step=2&seed=7")
+    assert out.state.seed == 7 and out.state.lesson_step == 2
+    # a step beyond the lesson: its last, said in the notice line
+    out = link("?lesson=lab-demo&step=40")
+    assert out.state.lesson_step == 5 and "showing step 5 instead of 40" in out.message and not out.error
+    # an unknown lesson: the view as linked, without the lesson, and one line saying why
+    out = link("?lesson=nope&step=1&seed=3")
+    assert out.error and "no lesson called 'nope'" in out.message and out.state.lesson == "" and out.state.seed == 3
+    from mazewb.errors import StateError
+
+    with pytest.raises(StateError, match="lesson must be a lesson name"):
+        from_query("?lesson=Bad%20Name")
+
+
+def test_lesson_buttons_are_pure_handlers(services: _Services) -> None:
+    from mazewb.app.panel import EventContext
+    from mazewb.app.panels import lesson as panel
+
+    c = EventContext({}, services)
+    start = panel.on_pick(from_query(""), "lab-demo", c)
+    assert (start.lesson, start.lesson_step, start.tab) == ("lab-demo", 1, "lesson")
+    assert panel.on_prev(start, 1, c) == start  # no step before the first
+    second = panel.on_next(start, 1, c)
+    assert second.lesson_step == 2 and second.seed == from_query(load_lesson("lab-demo").steps[1].state).seed
+    moved = replace(second, cheese=(0, 0), tab="steer")
+    assert panel.on_reset(moved, 1, c) == second
+    assert panel.on_to_tab(second, 1, c).tab == "behaviour"  # the tab step 2 of lab-demo was written for
+    assert panel.on_pick(second, "lab-demo", c) == second  # picking the open lesson changes nothing
+    assert panel.on_leave(second, 1, c).lesson == ""
+
+
+def test_serve_refuses_an_invalid_lesson_folder(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    from mazewb.cli import main
+
+    (tmp_path / "shards.md").write_text("title: Mine\n")
+    assert main(["serve", "--lessons", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "shards.md" in err and "Traceback" not in err
