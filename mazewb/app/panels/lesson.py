@@ -300,7 +300,7 @@ def register(app: Dash, wb: Any) -> None:
         name, k = _position(s)
         step = player(wb).step_state(name, k)
         link = f"?lesson={name}&step={k}"
-        ours = replace(s, tab=NAME, checkpoint="default")
+        ours = replace(s, tab=NAME)
         theirs = replace(step, tab=NAME, lesson=name, lesson_step=k)
         if ours == theirs:
             return "", link
