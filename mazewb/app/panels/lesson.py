@@ -196,15 +196,6 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
             html.Div(
                 [
                     html.H3(id=HEAD),
-                    html.Div(dcc.Markdown(id=NOTICE), id=NOTICE_BOX, className="msg"),
-                    dcc.Markdown(id=CAPTION, className="lesson-caption"),
-                    html.Div(id=FIGURES),
-                    html.H4("Look for"),
-                    dcc.Markdown(id=LOOK_FOR),
-                    html.H4("Question"),
-                    dcc.Markdown(id=QUESTION),
-                    html.Button("Show the answer", id=REVEAL, n_clicks=None),
-                    dcc.Markdown(id=ANSWER, className="lesson-answer", style={"display": "none"}),
                     html.Div(
                         [
                             html.Button("← Previous", id=PREV, n_clicks=None),
@@ -215,6 +206,15 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                         className="controls lesson-nav",
                     ),
                     html.Div(id=CHANGED, className="hint"),
+                    html.Div(dcc.Markdown(id=NOTICE), id=NOTICE_BOX, className="msg"),
+                    dcc.Markdown(id=CAPTION, className="lesson-caption"),
+                    html.Div(id=FIGURES),
+                    html.H4("Look for"),
+                    dcc.Markdown(id=LOOK_FOR),
+                    html.H4("Question"),
+                    dcc.Markdown(id=QUESTION),
+                    html.Button("Show the answer", id=REVEAL, n_clicks=None),
+                    dcc.Markdown(id=ANSWER, className="lesson-answer", style={"display": "none"}),
                     html.P(["Link to this step: ", html.Code(id=LINK)], className="hint"),
                 ],
                 id=BODY,
@@ -242,7 +242,7 @@ def register(app: Dash, wb: Any) -> None:
         name, k = _position(s)
         page = play.page(Position(name, k))
         view = page.step
-        notice_class = "msg" if not view.notice else ("msg info" if view.expected else "msg error")
+        notice_class = "" if not view.notice else ("msg info" if view.expected else "msg error")
         figures = [
             dcc.Graph(
                 id=f"lesson-figure-{i}",
