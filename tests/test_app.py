@@ -12,9 +12,9 @@ import pytest
 
 from mazewb import Maze
 from mazewb.app import dispatch, state
-from mazewb.app.panels import maze as maze_panel
 from mazewb.app.cache import ResultCache
 from mazewb.app.jobs import JobContext, JobRunner
+from mazewb.app.panels import maze as maze_panel
 from mazewb.app.state import (
     StateError,
     SteerSpec,

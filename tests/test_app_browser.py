@@ -274,3 +274,100 @@ def test_a_server_reachable_from_elsewhere_refuses_checkpoint_paths(page, tmp_pa
     finally:
         srv.shutdown()
         app.workbench.jobs.shutdown()
+
+
+def retype(pg, box: str, value: str) -> None:  # noqa: ANN001
+    """Select a box's text, type ``value`` and press Enter, as a user does."""
+    pg.click(box, click_count=3)
+    pg.keyboard.type(value)
+    pg.keyboard.press("Enter")
+
+
+def test_retyping_the_value_a_box_shows_still_counts(page, server) -> None:  # noqa: ANN001
+    """After next / random / Size / a preset / Clear all changed a box, typing the value it shows
+    (or the value it had before) and pressing Enter takes effect."""
+    open_app(page, server, f"?seed={SEED}")
+    page.click("#seed-next")
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text(f"seed {SEED + 1}")
+    playwright_api.expect(page.locator("#seed")).to_have_value(str(SEED + 1))
+    page.click("#remove-cheese")  # an edit
+    page.wait_for_function("() => window.location.search.includes('cheese=none')")
+    retype(page, "#seed", str(SEED + 1))  # the value the box shows: back to the level as generated
+    page.wait_for_function("() => !window.location.search.includes('cheese=none')")
+    playwright_api.expect(page.locator("#maze-info")).not_to_contain_text("cheese none")
+    retype(page, "#seed", str(SEED))  # the value the box had before 'next'
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text(f"seed {SEED} ")
+    # The size menu moves the seed box too.
+    page.click("#size")
+    page.get_by_role("option", name="7x7", exact=True).click()
+    playwright_api.expect(page.locator("#maze-info")).to_contain_text("7x7 maze")
+    shown = page.input_value("#seed")
+    page.click("#remove-cheese")
+    page.wait_for_function("() => window.location.search.includes('cheese=none')")
+    retype(page, "#seed", shown)
+    page.wait_for_function("() => !window.location.search.includes('cheese=none')")
+    # Coefficient boxes after a preset and after Clear all.
+    page.click("#tabs >> text=Steer & patch")
+    retype(page, "#cv-coeff", "2")
+    page.wait_for_function("() => window.location.search.includes('cv=2')")
+    page.click("#preset-cheese")
+    page.wait_for_function("() => window.location.search.includes('cv=-1')")
+    playwright_api.expect(page.locator("#cv-coeff")).to_have_value("-1")
+    retype(page, "#cv-coeff", "2")  # the value before the preset
+    page.wait_for_function("() => window.location.search.includes('cv=2')")
+    retype(page, "#tv-coeff", "1.5")
+    page.wait_for_function("() => window.location.search.includes('tv=1.5')")
+    page.click("#steer-clear")
+    page.wait_for_function("() => !window.location.search.includes('cv=') && !window.location.search.includes('tv=')")
+    playwright_api.expect(page.locator("#cv-coeff")).to_have_value("0")
+    retype(page, "#cv-coeff", "2")
+    page.wait_for_function("() => window.location.search.includes('cv=2')")
+    retype(page, "#tv-coeff", "1.5")
+    page.wait_for_function("() => window.location.search.includes('tv=1.5')")
+    page.click("#preset-cheese")  # cv 2 -> -1; retyping -1 (what it shows) keeps it
+    page.wait_for_function("() => window.location.search.includes('cv=-1')")
+    retype(page, "#cv-coeff", "-1")
+    playwright_api.expect(page.locator("#cv-coeff")).to_have_value("-1")
+    assert "cv=-1" in page.url
+
+
+def test_the_share_link_survives_every_tab_and_a_statistics_job(page, server) -> None:  # noqa: ANN001
+    """A link with every kind of view field (edits, layer, channel, interventions, grid, options)
+    is the same after visiting every tab and running a statistics job, and reads back to the
+    same view state."""
+    from mazewb.app.panels import TABS
+    from mazewb.app.state import from_query, to_query
+
+    query = (
+        f"?seed={SEED}&cheese=4,4&walls=1,0&show=paths,decision&arrows=moves&heat=reach_cheese"
+        "&layer=embedder.block3.res2.resadd_out&ch=5&cv=-1&tv=0.5&tvsrc=3&rt=4,0&rtch=1,2&rtv=3&ab=3&abm=mean"
+        "&gc=-1,0&gn=3&sn=10&ss=5&ep=sampled&eps=2"
+    )
+    want = from_query(query)
+    canonical = to_query(want)
+    open_app(page, server, canonical)
+    labels = {"behaviour": "Behaviour", "activations": "Activations", "steer": "Steer & patch", "shards": "Shards",
+              "stats": "Statistics", "model": "Model"}  # fmt: skip
+    for tab in TABS:
+        page.click(f"#tabs >> text={labels.get(tab, tab)}")
+        page.wait_for_function("(t) => window.location.search.includes('tab=' + t) || t === 'behaviour'", arg=tab)
+        assert from_query(page.url.split("?", 1)[1]) == replace_tab(want, tab)
+    page.click("#tabs >> text=Steer & patch")
+    playwright_api.expect(page.locator("#cv-coeff")).to_have_value("-1")
+    playwright_api.expect(page.locator("#ab-channels")).to_have_value("3")
+    page.click("#tabs >> text=Activations")
+    playwright_api.expect(page.locator("#channel")).to_have_value("5")
+    page.click("#tabs >> text=Statistics")
+    page.click("#stats-run")
+    playwright_api.expect(page.locator("#stats-status")).to_contain_text("done", timeout=180_000)
+    playwright_api.expect(page.locator("#stats-table")).to_contain_text("held-out accuracy")
+    final = from_query(page.url.split("?", 1)[1])
+    assert final == replace_tab(want, "stats")
+    shared = page.inner_text("#share-url") if page.locator("#share-url").count() else ""
+    assert shared.endswith(to_query(final)) or shared == ""
+
+
+def replace_tab(state, tab: str):  # noqa: ANN001, ANN201
+    from dataclasses import replace
+
+    return replace(state, tab=tab)

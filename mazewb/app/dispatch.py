@@ -1,16 +1,22 @@
 """The one callback that owns the view state, built from the panels' declarations.
 
-Its inputs are the URL, every control of the view-state table (``state.FIELDS``; text and
-number boxes also by Enter, ``n_submit``, so retyping the value a box shows still counts) and
+Its inputs are the URL, every control of the view-state table (``state.FIELDS``) and
 every panel's ``Event``s; its outputs are the URL, the whole state (``ids.VIEW``), one store per
 panel with the fields it reads, the notice line and every control's value. What happens is
 ``handle(old_state, trigger, values)``: a pure function, dispatched by trigger to the panels'
 handlers, tested without a browser. The stored state is validated on every read; nothing a
 browser sends is trusted.
+
+Text and number boxes: Dash's ``dcc.Input`` remembers the last value it sent, not the value the
+server gave it since, so after *next*, a preset or *Clear all* changed a box, typing that old
+value (or the value shown) and pressing Enter sent nothing. So each box also reports what it
+holds on Enter (and on leaving it, when that differs from its value) through a small
+client-side callback into the ``ids.TYPED`` store, always as a new event.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -40,6 +46,20 @@ from mazewb.errors import CheckpointError, MazewbError, StateError
 log = logging.getLogger("mazewb.app")
 
 URL_KEY = f"{ids.URL}.search"
+TYPED_KEY = f"{ids.TYPED}.data"
+
+_TYPED_JS = """
+function(nSubmit, nBlur, shown) {
+    const ns = window.dash_clientside;
+    const trig = (ns.callback_context.triggered[0] || {}).prop_id || "";
+    const el = document.getElementById(%(id)s);
+    if (!el || !trig) { return ns.no_update; }
+    const raw = el.value;
+    const value = el.type === "number" ? (raw === "" ? null : Number(raw)) : raw;
+    if (trig.endsWith(".n_blur") && String(value ?? "") === String(shown ?? "")) { return ns.no_update; }
+    return {control: %(id)s, value: value, at: Date.now()};
+}
+"""
 
 
 def load_url(search: Any, services: Any = None) -> Outcome:
@@ -98,7 +118,12 @@ class Dispatcher:
             return self.open_link(values.get(URL_KEY), services)
         cid, _, prop = trigger.partition(".")
         layers = services.layer_shapes(old.checkpoint) if services is not None else {}
-        if cid in CONTROL_IDS and prop in ("value", "n_submit", "n_blur"):
+        if trigger == TYPED_KEY:
+            typed = values.get(TYPED_KEY)
+            if not isinstance(typed, dict) or typed.get("control") not in TYPED_CONTROLS:
+                raise StateError("the typed value was not understood")
+            return Outcome(apply_control(old, typed["control"], typed.get("value"), layers))
+        if cid in CONTROL_IDS and prop == "value":
             return Outcome(apply_control(old, cid, values.get(f"{cid}.value"), layers))
         ev = self.events.get(trigger)
         if ev is None:
@@ -126,7 +151,7 @@ def register(app: Dash, wb: Any, panels: Sequence[Panel]) -> Dispatcher:
     inputs = (
         [Input(ids.URL, "search")]
         + [Input(c, "value") for c in CONTROL_IDS]
-        + [Input(c, "n_submit") for c in TYPED_CONTROLS]
+        + [Input(ids.TYPED, "data")]
         + [Input(ev.component, ev.prop) for ev in events]
     )
     input_keys = [f"{i.component_id}.{i.component_property}" for i in inputs]
@@ -154,6 +179,15 @@ def register(app: Dash, wb: Any, panels: Sequence[Panel]) -> Dispatcher:
             n_after = len(resets) + len(CONTROL_IDS)
             return (no_update,) * n_before + (notice, "notice error") + (no_update,) * n_after
 
+    for c in TYPED_CONTROLS:
+        app.clientside_callback(
+            _TYPED_JS % {"id": json.dumps(c)},
+            Output(ids.TYPED, "data", allow_duplicate=True),
+            Input(c, "n_submit"),
+            Input(c, "n_blur"),
+            State(c, "value"),
+            prevent_initial_call=True,
+        )
     app.mazewb_dispatcher = disp  # type: ignore[attr-defined]
     return disp
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 URL = "url"
 VIEW = "st-view"  # the whole view state (validated on every read)
+TYPED = "st-typed"  # what a text / number box holds when Enter is pressed (see mazewb.app.dispatch)
 NOTICE = "notice"  # the message line under the top bar
 TABS = "tabs"  # the dcc.Tabs of the right column (also the 'tab' field's control)
 MAZE_GRAPH = "maze-graph"  # the clickable maze (maze panel)

@@ -65,7 +65,8 @@ def page(panels: Sequence[Panel], s: ViewState | None = None, config: PageConfig
     s = s or ViewState()
     config = config or PageConfig()
     side, tabs = panels[0], panels[1:]
-    stores = [dcc.Store(id=ids.VIEW)] + [dcc.Store(id=ids.slice_store(p.name)) for p in panels if p.fields]
+    stores = [dcc.Store(id=ids.VIEW), dcc.Store(id=ids.TYPED)]
+    stores += [dcc.Store(id=ids.slice_store(p.name)) for p in panels if p.fields]
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),

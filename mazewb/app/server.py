@@ -169,6 +169,8 @@ def _json_errors(app: Dash) -> None:
     def _error(exc: Exception):  # noqa: ANN202
         if isinstance(exc, HTTPException):
             return jsonify(error=exc.name), exc.code
+        if isinstance(exc, KeyError) and "Callback function not found" in str(exc):
+            return jsonify(error="no such callback"), 400
         log.error("internal error serving a request", exc_info=exc)
         return jsonify(error="internal error"), 500
 
