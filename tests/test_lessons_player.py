@@ -171,7 +171,7 @@ def test_lesson_buttons_are_pure_handlers(services: _Services) -> None:
     from mazewb.app.panels import lesson as panel
 
     c = EventContext({}, services)
-    start = panel.on_pick(from_query(""), "lab-demo", c)
+    start = panel.on_start(from_query(""), 1, EventContext({f"{panel.PICKER}.value": "lab-demo"}, services))
     assert (start.lesson, start.lesson_step, start.tab) == ("lab-demo", 1, "lesson")
     assert panel.on_prev(start, 1, c) == start  # no step before the first
     second = panel.on_next(start, 1, c)
@@ -179,7 +179,10 @@ def test_lesson_buttons_are_pure_handlers(services: _Services) -> None:
     moved = replace(second, cheese=(0, 0), tab="steer")
     assert panel.on_reset(moved, 1, c) == second
     assert panel.on_to_tab(second, 1, c).tab == "behaviour"  # the tab step 2 of lab-demo was written for
-    assert panel.on_pick(second, "lab-demo", c) == second  # picking the open lesson changes nothing
+    from mazewb.errors import MazewbError
+
+    with pytest.raises(MazewbError, match="choose a lesson first"):
+        panel.on_start(second, 1, c)
     assert panel.on_leave(second, 1, c).lesson == ""
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, callback_context, dcc, html
+from dash import Dash, Input, Output, State, callback_context, dcc, html, no_update
 
 from mazewb.app import ids
 from mazewb.app import widgets as w
@@ -23,14 +23,15 @@ from mazewb.app.guard import guarded
 from mazewb.app.panel import Event, EventContext, Outcome, PageConfig, Panel, lazy_view
 from mazewb.app.present import present
 from mazewb.app.state import FIELDS as STATE_FIELDS
-from mazewb.app.state import ViewState
+from mazewb.app.state import ViewState, from_slice
 from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.library import LessonLibrary, lesson_library
 from mazewb.lessons.player import LessonPlayer, Position, parse_step
 
 NAME = "lesson"
-PICKER, PREV, NEXT, RESET, REVEAL, TO_TAB, LEAVE = (
+PICKER, START, PREV, NEXT, RESET, REVEAL, TO_TAB, LEAVE = (
     "lesson-picker",
+    "lesson-start",
     "lesson-prev",
     "lesson-next",
     "lesson-reset",
@@ -97,9 +98,13 @@ def _position(s: ViewState) -> tuple[str, int]:
     return s.lesson, max(s.lesson_step, 1)
 
 
-def on_pick(s: ViewState, value: Any, c: EventContext) -> ViewState:
-    if not value or value == s.lesson:
-        return s
+def on_start(s: ViewState, _: Any, c: EventContext) -> ViewState:
+    """Start the lesson chosen in the picker at its first step. (A button, not the picker
+    itself: a dropdown also changes its value when its options are redrawn, and such a change
+    must not move the view.)"""
+    value = c.get(PICKER)
+    if not value:
+        raise MazewbError("choose a lesson first")
     if not isinstance(value, str):
         raise MazewbError("choose a lesson from the list")
     return open_step(s, value, 1, c.services)
@@ -151,7 +156,7 @@ def on_link(s: ViewState, services: Any) -> ViewState | Outcome:
 
 
 EVENTS = (
-    Event(PICKER, "value", on_pick),
+    Event(START, "n_clicks", on_start, states=((PICKER, "value"),), reset=True),
     Event(PREV, "n_clicks", on_prev, reset=True),
     Event(NEXT, "n_clicks", on_next, reset=True),
     Event(RESET, "n_clicks", on_reset, reset=True),
@@ -179,6 +184,7 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                             style={"width": "420px"},
                         ),
                     ),
+                    html.Button("Start", id=START, n_clicks=None, className="primary"),
                     html.Button("End lesson", id=LEAVE, n_clicks=None),
                 ],
                 className="controls",
@@ -189,7 +195,7 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
             w.key_store("lesson-view"),
             html.Div(
                 "Lessons walk you through what this agent learned, one step at a time, on the live agent: every "
-                "number is computed now. Choose one above, or open a link such as ?lesson=shards&step=1.",
+                "number is computed now. Choose one above and press Start, or open a link like ?lesson=shards&step=1.",
                 id=INTRO,
                 className="hint",
             ),
@@ -238,7 +244,7 @@ def register(app: Dash, wb: Any) -> None:
         play = player(wb)
         options = [{"label": x.title, "value": x.name} for x in play.library.lessons.values()]
         if not s.lesson:
-            return options, None, {"display": "none"}, {}, "", "", "", [], "", "", "", True, True, ""
+            return options, {"display": "none"}, {}, "", "", "", [], "", "", "", True, True, ""
         name, k = _position(s)
         page = play.page(Position(name, k))
         view = page.step
@@ -254,7 +260,6 @@ def register(app: Dash, wb: Any) -> None:
         ]
         return (
             options,
-            name,
             {},
             {"display": "none"},
             f"Step {view.k} of {view.steps}: {view.title}",
@@ -276,7 +281,6 @@ def register(app: Dash, wb: Any) -> None:
         PANEL,
         [
             Output(PICKER, "options"),
-            Output(PICKER, "value"),
             Output(BODY, "style"),
             Output(INTRO, "style"),
             Output(HEAD, "children"),
@@ -311,6 +315,19 @@ def register(app: Dash, wb: Any) -> None:
         )
 
     lazy_view(app, wb, "lesson-view", PANEL, [Output(CHANGED, "children"), Output(LINK, "children")], changed)
+
+    @app.callback(
+        Output(PICKER, "value"),
+        Input(ids.slice_store(NAME), "data"),
+        State(PICKER, "value"),
+    )
+    def show_lesson(data: Any, current: Any) -> Any:
+        """The picker shows the open lesson."""
+        try:
+            lesson = from_slice(data, FIELDS).lesson or None
+        except MazewbError:
+            return no_update
+        return no_update if lesson == current else lesson
 
     @app.callback(
         Output(ANSWER, "style"),
