@@ -361,6 +361,8 @@ def test_the_share_link_survives_every_tab_and_a_statistics_job(page, server) ->
     page.click("#stats-run")
     playwright_api.expect(page.locator("#stats-status")).to_contain_text("done", timeout=180_000)
     playwright_api.expect(page.locator("#stats-table")).to_contain_text("held-out accuracy")
+    playwright_api.expect(page.locator("#stats-table")).to_contain_text("moves along the maze")  # the glossary
+    playwright_api.expect(page.locator("#stats-warnings")).to_contain_text("held out")  # 10 mazes: a warning
     final = from_query(page.url.split("?", 1)[1])
     assert final == replace_tab(want, "stats")
     shared = page.inner_text("#share-url") if page.locator("#share-url").count() else ""

@@ -493,3 +493,54 @@ def test_the_region_is_shown_and_outcome_rows_add_up(app) -> None:  # noqa: ANN0
     beh = wb.behaviour(lp, s.maze())
     assert abs(sum(beh.outcomes.partition().values()) - 1) < 1e-6
     assert "1.000" in json.dumps(outcomes_table({"P": beh.outcomes}).to_plotly_json(), default=str)
+
+
+def test_serve_runs_on_waitress_in_one_process(monkeypatch, capsys) -> None:  # noqa: ANN001
+    import waitress
+
+    import mazewb.app.server as server
+
+    calls: list[dict] = []
+    monkeypatch.setattr(waitress, "serve", lambda app, **kw: calls.append(kw))
+    monkeypatch.setattr(server, "create_app", lambda *a, **kw: SimpleNamespace(
+        workbench=SimpleNamespace(registry=SimpleNamespace(allow_paths=True), policy=lambda c: (_ for _ in ()).throw(
+            CheckpointError("none"))), server=object(), run=lambda **kw: calls.append({"dev": True})))  # fmt: skip
+    server.serve(port=8123)
+    assert calls == [{"host": "127.0.0.1", "port": 8123, "threads": server.THREADS, "ident": "mazewb",
+                      "channel_timeout": 120}]  # fmt: skip
+    assert "waitress" in capsys.readouterr().out
+
+
+def test_the_panel_example_in_the_docs_is_one_file_and_one_line(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    """docs/app.md's example panel, registered by adding its name to PANELS: it is a tab, its
+    event changes the view, its lazy view draws from its own store."""
+    import re
+    import sys
+    import types
+    from pathlib import Path
+
+    import mazewb.app.panels as registry
+    from mazewb.app.server import create_app
+    from mazewb.policy import make_placeholder_checkpoint
+
+    doc = (Path(__file__).parents[1] / "docs" / "app.md").read_text()
+    source = re.search(r"## Adding a panel.*?```python\n(.*?)```", doc, re.S).group(1)
+    module = types.ModuleType("mazewb.app.panels.fork")
+    exec(compile(source, "docs/app.md", "exec"), module.__dict__)  # noqa: S102 - our own docs
+    monkeypatch.setitem(sys.modules, "mazewb.app.panels.fork", module)
+    monkeypatch.setattr(registry, "PANELS", (*registry.PANELS, "fork"))  # the one line
+    monkeypatch.setattr(registry, "TABS", registry.PANELS[1:])
+    app = create_app(str(make_placeholder_checkpoint(tmp_path / "a.pt")), panels=registry.PANELS)
+    try:
+        assert from_query("?tab=fork").tab == "fork"
+        _, first = fire(app, "st-view.data", "url.search", {"url.search": "?seed=3&tab=fork"})
+        assert first["tabs"]["value"] == "fork" and "st-fork" in first
+        view = first["st-view"]["data"]
+        status, out = fire(app, "fork-text.children", "st-fork.data", {"st-fork.data": first["st-fork"]["data"],
+                                                                        "tabs.value": "fork"})  # fmt: skip
+        assert status == 200 and out["fork-text"]["children"] == "decision square: (0, 2)"
+        status, out = fire(app, "st-view.data", "fork-remove.n_clicks", {"fork-remove.n_clicks": 1, "url.search": ""},
+                           {"st-view.data": view})  # fmt: skip
+        assert status == 200 and "cheese=none" in out["url"]["search"]
+    finally:
+        app.workbench.jobs.shutdown()

@@ -69,8 +69,10 @@ def per_square(field: an.VectorField, values: np.ndarray) -> np.ndarray:
     return grid
 
 
-def _signed(x: float) -> str:
-    return ("+" if x >= 0 else "−") + f"{abs(x):.3f}"
+def _signed(x: float, digits: int = 3) -> str:
+    """A change with its sign; one that rounds to zero is shown as +0.000 (never −0.000)."""
+    x = round(x, digits)
+    return ("−" if x < 0 else "+") + f"{abs(x):.{digits}f}"
 
 
 def outcomes_table(results: Mapping[str, an.ExactOutcomes], extra: Mapping[str, list[float]] | None = None) -> html.Div:
@@ -90,7 +92,7 @@ def outcomes_table(results: Mapping[str, an.ExactOutcomes], extra: Mapping[str, 
             cells.append(html.Td(_signed(vals[1] - vals[0])))
         rows.append(html.Tr(cells, className="total" if label == "total" else None))
     summary: list[tuple[str, list[float], str]] = [
-        ("P(reach the cheese) = first + third row", [r.p_cheese for r in results.values()], "{:.3f}"),
+        ("P(reach the cheese) = first + second row", [r.p_cheese for r in results.values()], "{:.3f}"),
         ("expected steps", [r.expected_steps for r in results.values()], "{:.1f}"),
     ]
     for label, vals in (extra or {}).items():
@@ -99,7 +101,7 @@ def outcomes_table(results: Mapping[str, an.ExactOutcomes], extra: Mapping[str, 
         cells = [html.Td(label)] + [html.Td(fmt.format(v)) for v in vals]
         if two:
             d = vals[1] - vals[0]
-            cells.append(html.Td(_signed(d) if "{:.3f}" == fmt else ("+" if d >= 0 else "−") + f"{abs(d):.1f}"))
+            cells.append(html.Td(_signed(d, 3 if fmt == "{:.3f}" else 1)))
         rows.append(html.Tr(cells, className="summary"))
     return html.Div(
         [html.Table(rows, className="outcomes"), html.P(an.OUTCOME_DEFINITION, className="hint definition")]

@@ -93,13 +93,16 @@ def create_app(
     *,
     host: str = "127.0.0.1",
     allow_path_loading: bool = False,
+    panels: Sequence[str] | None = None,
     lessons: Sequence[str | Path] = (),
 ) -> Dash:
     """A new workbench app; ``checkpoint`` is the agent shown by default (None: the bundled one).
 
     ``host``: the address the app will be served on. Off this machine (not loopback), loading
     checkpoints by server path is refused unless ``allow_path_loading``; this setting also
-    applies to a ``workbench`` passed in."""
+    applies to a ``workbench`` passed in. ``panels``: the panel modules to show (default: the
+    registry, ``mazewb.app.panels.PANELS``). ``lessons``: folders of lesson files offered besides the
+    built-in lessons (``mazewb serve --lessons DIR``); an invalid file raises ``LessonError``."""
     _import_lazy_modules()
     paths = allow_path_loading or is_loopback(host)
     wb = workbench or Workbench(checkpoint, allow_paths=paths)
@@ -114,7 +117,7 @@ def create_app(
         suppress_callback_exceptions=False,
         assets_folder="assets_unused",
     )
-    panels = load_panels()
+    panels = load_panels() if panels is None else load_panels(panels)
     app.layout = page(panels, config=PageConfig(path_loading=paths))
     dispatch.register(app, wb, panels)
     for panel in panels:

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from mazewb.analysis.spec import SteerSpec, seed_maze  # noqa: F401 - public names of this module
+from mazewb.app import ids
 from mazewb.errors import MazeError, StateError
 from mazewb.maze import Maze
 from mazewb.maze.geometry import Square
@@ -598,7 +599,7 @@ FIELDS: tuple[Field, ...] = (
     Field("cheese", "cheese", Cheese(), "cheese"),
     Field("mouse", "mouse", SquareKind(), "mouse"),
     Field("walls", "walls", Squares(), "wall"),
-    Field("tab", "tab", Choice(tab_names), "tab", ("tabs",)),
+    Field("tab", "tab", Choice(tab_names), "tab", (ids.TABS,)),
     Field("view", "view", Choice(VIEWS), "view", ("view",)),
     Field("overlays", "show", Multi(OVERLAYS), "show", ("overlays",)),
     Field("arrows", "arrows", Choice(ARROWS), "arrows", ("arrows",)),

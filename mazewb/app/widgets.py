@@ -26,6 +26,15 @@ def layer_options() -> list[tuple[str, str]]:
     return [(short_layer(n), n) for n in spatial_layers()]
 
 
+def ctl(state: Any, name: str, i: int = 0) -> dict[str, Any]:
+    """``id_`` and ``value`` of the ``i``-th control of the view-state field ``name`` for a first
+    view ``state``, both from the table (``mazewb.app.state.FIELDS``): ``w.num(**w.ctl(s, "seed"))``."""
+    from mazewb.app.state import BY_NAME, get_field
+
+    f = BY_NAME[name]
+    return {"id_": f.controls[i], "value": f.kind.to_controls(get_field(state, name))[i]}
+
+
 def num(id_: str, value: Any, step: float = 1, min_: float | None = None, max_: float | None = None,
         cls: str = "", debounce: bool = True) -> dcc.Input:  # fmt: skip
     kw: dict[str, Any] = {} if min_ is None else {"min": min_}

@@ -67,8 +67,8 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
         [
             html.Div(
                 [
-                    w.field("Layer", w.select("layer", w.layer_options(), s.layer, 300)),
-                    w.field("Channel", w.num("channel", s.channel, min_=0, debounce=False)),
+                    w.field("Layer", w.select(**w.ctl(s, "layer"), choices=w.layer_options(), width=300)),
+                    w.field("Channel", w.num(**w.ctl(s, "channel"), min_=0, debounce=False)),
                     html.Span(id=LAYER_INFO, className="hint"),
                 ],
                 className="row",

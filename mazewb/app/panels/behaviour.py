@@ -58,18 +58,20 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
         [
             html.Div(
                 [
-                    w.field("Arrows", w.pills("arrows", [("net move", "net"), ("one per move", "moves")], s.arrows)),
+                    w.field(
+                        "Arrows",
+                        w.pills(**w.ctl(s, "arrows"), choices=[("net move", "net"), ("one per move", "moves")]),
+                    ),
                     w.field(
                         "Heatmap",
                         w.select(
-                            "heat",
-                            [
+                            **w.ctl(s, "heat"),
+                            choices=[
                                 ("P(step towards the cheese)", "step_cheese"),
                                 ("P(step towards the top-right square)", "step_top_right"),
                                 ("P(reach the cheese) from each square (exact)", "reach_cheese"),
                             ],
-                            s.heat,
-                            380,
+                            width=380,
                         ),
                     ),
                 ],
@@ -92,11 +94,10 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                     html.Div(
                         [
                             w.pills(
-                                "episode-mode",
-                                [("greedy (most likely action)", "greedy"), ("sampled", "sampled")],
-                                s.episode,
+                                **w.ctl(s, "episode"),
+                                choices=[("greedy (most likely action)", "greedy"), ("sampled", "sampled")],
                             ),
-                            w.field("Sampling seed", w.num("episode-seed", s.episode_seed, min_=0)),
+                            w.field("Sampling seed", w.num(**w.ctl(s, "episode_seed"), min_=0)),
                             html.Button("Play episode", id=EPISODE_RUN, className="primary"),
                         ],
                         className="row",

@@ -162,7 +162,7 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
         [
             html.Div(
                 [
-                    w.field("Level seed", w.num("seed", s.seed, min_=0)),
+                    w.field("Level seed", w.num(**w.ctl(s, "seed"), min_=0)),
                     html.Button("◀ prev", id=SEED_PREV, title="previous seed (of the chosen size)"),
                     html.Button("next ▶", id=SEED_NEXT, title="next seed (of the chosen size)"),
                     html.Button("random", id=SEED_RANDOM),
@@ -192,13 +192,15 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
             html.Div(id=REGION_INFO, className="info-line region-info"),
             html.Div(
                 [
-                    w.pills("view", [("game frame (512x512)", "frame"), ("agent's view (64x64)", "agent")], s.view),
+                    w.pills(
+                        **w.ctl(s, "view"),
+                        choices=[("game frame (512x512)", "frame"), ("agent's view (64x64)", "agent")],
+                    ),
                     dcc.Checklist(
-                        id="overlays",
+                        **{k.rstrip("_"): v for k, v in w.ctl(s, "overlays").items()},
                         options=w.options(
                             [("paths", "paths"), ("decision square", "decision"), ("training region", "region")]
                         ),
-                        value=list(s.overlays),
                         className="radio-pills",
                         inline=True,
                     ),

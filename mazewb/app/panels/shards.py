@@ -27,11 +27,11 @@ FIELDS = (*MAZE_FIELDS, "grid_cheese", "grid_top_right", "grid_steps", "steer.la
 
 def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
     controls = [
-        w.field("Cheese coeff from", w.num("gc-lo", s.grid_cheese[0], step=0.5)),
-        w.field("to", w.num("gc-hi", s.grid_cheese[1], step=0.5)),
-        w.field("Top-right coeff from", w.num("gt-lo", s.grid_top_right[0], step=0.5)),
-        w.field("to", w.num("gt-hi", s.grid_top_right[1], step=0.5)),
-        w.field("Steps", w.num("gn", s.grid_steps, min_=2, max_=MAX_GRID_STEPS)),
+        w.field("Cheese coeff from", w.num(**w.ctl(s, "grid_cheese", 0), step=0.5)),
+        w.field("to", w.num(**w.ctl(s, "grid_cheese", 1), step=0.5)),
+        w.field("Top-right coeff from", w.num(**w.ctl(s, "grid_top_right", 0), step=0.5)),
+        w.field("to", w.num(**w.ctl(s, "grid_top_right", 1), step=0.5)),
+        w.field("Steps", w.num(**w.ctl(s, "grid_steps"), min_=2, max_=MAX_GRID_STEPS)),
         dcc.Checklist(
             id=WITH_OUTCOMES,
             options=[{"label": "exact outcomes too (a vector field per cell: slower)", "value": "yes"}],

@@ -30,8 +30,8 @@ SEEDS_PER_BATCH = 8  # small batches: progress (and cancelling) every few second
 
 def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
     controls = [
-        w.field("Mazes", w.num("stats-n", s.stats_mazes, min_=10, max_=MAX_STATS_MAZES)),
-        w.field("First seed", w.num("stats-start", s.stats_start, min_=0)),
+        w.field("Mazes", w.num(**w.ctl(s, "stats_mazes"), min_=10, max_=MAX_STATS_MAZES)),
+        w.field("First seed", w.num(**w.ctl(s, "stats_start"), min_=0)),
     ]
     return html.Div(
         [

@@ -40,13 +40,12 @@ EVENTS = (
 
 
 def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
-    sp = s.steer
     src = "seed, or blank for this maze"
     return html.Div(
         [
             html.Div(
                 [
-                    w.field("Layer", w.select("steer-layer", w.layer_options(), sp.layer, 300)),
+                    w.field("Layer", w.select(**w.ctl(s, "steer.layer"), choices=w.layer_options(), width=300)),
                     html.Button("Cheese vector −1", id=PRESET_CHEESE),
                     html.Button("Top-right vector +1", id=PRESET_TOP_RIGHT),
                     html.Button("Clear all", id=STEER_CLEAR, className="danger"),
@@ -55,19 +54,17 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
             ),
             html.Div(
                 [
-                    w.field("Cheese vector coeff", w.num("cv-coeff", sp.cheese_coeff, step=0.1)),
+                    w.field("Cheese vector coeff", w.num(**w.ctl(s, "steer.cheese_coeff"), step=0.1)),
                     w.field(
                         "from",
-                        w.text("cv-source", "" if sp.cheese_source is None else str(sp.cheese_source), "this maze"),
+                        w.text(**w.ctl(s, "steer.cheese_source"), placeholder="this maze"),
                         src,
                         cls="src",
                     ),  # fmt: skip
-                    w.field("Top-right vector coeff", w.num("tv-coeff", sp.top_right_coeff, step=0.1)),
+                    w.field("Top-right vector coeff", w.num(**w.ctl(s, "steer.top_right_coeff"), step=0.1)),
                     w.field(
                         "from",
-                        w.text(
-                            "tv-source", "" if sp.top_right_source is None else str(sp.top_right_source), "this maze"
-                        ),
+                        w.text(**w.ctl(s, "steer.top_right_source"), placeholder="this maze"),
                         src,
                         cls="src",
                     ),  # fmt: skip
@@ -78,10 +75,10 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                 [
                     w.field(
                         "Retarget channels",
-                        w.text("rt-channels", ",".join(map(str, sp.retarget_channels)), "e.g. 55"),
+                        w.text(**w.ctl(s, "steer.retarget_channels"), placeholder="e.g. 55"),
                         "e.g. 8,55,77",
                     ),
-                    w.field("value", w.num("rt-value", sp.retarget_value, step=0.1)),
+                    w.field("value", w.num(**w.ctl(s, "steer.retarget_value"), step=0.1)),
                     html.Span(id=RT_INFO, className="hint"),
                     html.Button("Clear target", id=RT_CLEAR),
                 ],
@@ -89,15 +86,15 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
             ),
             html.Div(
                 [
+                    w.field("Ablate channels", w.text(**w.ctl(s, "steer.ablate_channels"), placeholder="e.g. 55")),
                     w.field(
-                        "Ablate channels", w.text("ab-channels", ",".join(map(str, sp.ablate_channels)), "e.g. 55")
+                        "mode", w.pills(**w.ctl(s, "steer.ablate_mode"), choices=[("zero", "zero"), ("mean", "mean")])
                     ),
-                    w.field("mode", w.pills("ab-mode", [("zero", "zero"), ("mean", "mean")], sp.ablate_mode)),
                     w.field(
                         "Resample channels",
-                        w.text("rs-channels", ",".join(map(str, sp.resample_channels)), "e.g. 7,8"),
+                        w.text(**w.ctl(s, "steer.resample_channels"), placeholder="e.g. 7,8"),
                     ),
-                    w.field("from seed", w.num("rs-source", sp.resample_source, min_=0)),
+                    w.field("from seed", w.num(**w.ctl(s, "steer.resample_source"), min_=0)),
                 ],
                 className="row",
             ),
