@@ -151,6 +151,7 @@ def test_lesson_links_open_the_step(services: _Services) -> None:
     out = link("?lesson=lab-demo&step=2")
     assert not out.error and out.state.lesson == "lab-demo" and out.state.lesson_step == 2
     assert out.state.seed == step.seed and out.state.steer == step.steer and out.state.tab == "lesson"
+    assert link("?lesson=lab-demo&step=2&tab=lesson").state == out.state
     # the student's own view of a step is kept
     out = link("?lesson=lab-demo&step=2&seed=7")
     assert out.state.seed == 7 and out.state.lesson_step == 2

@@ -147,7 +147,8 @@ def on_link(s: ViewState, services: Any) -> ViewState | Outcome:
     except MazewbError as exc:
         return Outcome(replace(s, lesson="", lesson_step=0), user_message(exc), True)
     k, notice = parse_step(s.lesson_step or 1, len(lesson.steps))
-    if replace(s, lesson="", lesson_step=0) == ViewState():  # only the lesson and the step: the step's view
+    bare = replace(s, lesson="", lesson_step=0, tab=ViewState().tab)
+    if bare == ViewState():  # only the lesson and the step (and maybe the tab): the step's own view
         try:
             return Outcome(open_step(s, lesson.name, k, services), notice)
         except MazewbError as exc:
