@@ -132,8 +132,13 @@ class Dispatcher:
         out = ev.handle(old, values.get(trigger), context)
         out = out if isinstance(out, Outcome) else Outcome(out)
         check_state(out.state)
-        if services is not None and out.state.checkpoint == old.checkpoint:
-            check_layers(out.state, layers)
+        if services is not None:
+            if out.state.checkpoint != old.checkpoint:  # another agent: keep the channel in its range
+                shapes = services.layer_shapes(out.state.checkpoint)
+                if out.state.layer in shapes and out.state.channel >= shapes[out.state.layer][0]:
+                    out = replace(out, state=replace(out.state, channel=shapes[out.state.layer][0] - 1))
+            else:
+                check_layers(out.state, layers)
         return out
 
 

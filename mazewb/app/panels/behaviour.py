@@ -27,8 +27,8 @@ HEAT_LABELS = {
     "step_top_right": "P(step towards top-right)",
     "reach_cheese": "P(reach cheese)",
 }
-FIELDS = (*MAZE_FIELDS, "overlays", "arrows", "heat", "episode", "episode_seed")
-KEY_FIELDS = (*MAZE_FIELDS, "overlays", "arrows", "heat")
+FIELDS = (*MAZE_FIELDS, "overlays", "arrows", "heat", "episode", "episode_seed", "steer.retarget_square")
+KEY_FIELDS = (*MAZE_FIELDS, "overlays", "arrows", "heat", "steer.retarget_square")
 
 
 def square_of_point(data: Any) -> tuple[int, int] | None:
@@ -112,13 +112,20 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
     )
 
 
-def behaviour_view(wb: Any, lp: Any, maze: Maze, arrows: str, heat: str, region: int | None = None) -> tuple:
+def behaviour_view(
+    wb: Any, lp: Any, maze: Maze, arrows: str, heat: str, region: int | None = None, target: Any = None
+) -> tuple:
     """The behaviour tab for one maze: vector field figure, heatmap figure, outcome table (the
-    callback's whole work, also timed by ``mazewb bench-app``)."""
+    callback's whole work, also timed by ``mazewb bench-app``). ``region``: outline the training
+    cheese region; ``target``: box the retarget square."""
+    target = target if target is not None and maze.in_bounds(target) else None
     beh = wb.behaviour(lp, maze)
     field = beh.field
     vf = present(
-        plots.vector_field_figure(field, arrows, title="What the policy does at each square", region=region), 540
+        plots.vector_field_figure(
+            field, arrows, title="What the policy does at each square", region=region, target=target
+        ),
+        540,
     )
     if heat == "reach_cheese":
         values = wb.reach_cheese(lp, maze)
@@ -131,7 +138,14 @@ def behaviour_view(wb: Any, lp: Any, maze: Maze, arrows: str, heat: str, region:
     else:
         hm = present(
             plots.square_heatmap_figure(
-                maze, per_square(field, values), HEAT_LABELS[heat], zmin=0.0, zmax=1.0, label="P", region=region
+                maze,
+                per_square(field, values),
+                HEAT_LABELS[heat],
+                zmin=0.0,
+                zmax=1.0,
+                label="P",
+                region=region,
+                target=target,
             ),
             540,
         )
@@ -141,7 +155,7 @@ def behaviour_view(wb: Any, lp: Any, maze: Maze, arrows: str, heat: str, region:
 def register(app: Dash, wb: Any) -> None:
     def draw(lp: Any, s: ViewState) -> tuple:
         region = lp.region if "region" in s.overlays else None
-        return behaviour_view(wb, lp, s.maze(), s.arrows, s.heat, region)
+        return behaviour_view(wb, lp, s.maze(), s.arrows, s.heat, region, s.steer.retarget_square)
 
     lazy_view(
         app,
