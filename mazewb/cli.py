@@ -35,6 +35,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         help="let browsers load checkpoints by their path on this server even when --host is not "
         "a loopback address (off by default there: anyone who can reach the server could name any file)",
     )
+    p.add_argument(
+        "--lessons",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also offer the lessons in DIR/*.md (repeatable; each is validated at start, see docs/lessons.md)",
+    )
 
 
 @command("serve", "start the web workbench")(_serve_args)
@@ -47,6 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         debug=args.debug,
         allow_path_loading=args.allow_path_loading,
+        lessons=args.lessons,
     )
     return 0
 

@@ -100,11 +100,22 @@ class Dispatcher:
                 self.events[ev.key] = ev
         self.state_keys = sorted({f"{c}.{p}" for ev in self.events.values() for c, p in ev.states})
 
+    def open_link(self, search: Any, services: Any = None) -> Outcome:
+        """``load_url``, then each panel's ``on_link`` (its message, if any, wins)."""
+        out = load_url(search, services)
+        for p in self.panels:
+            if p.on_link is not None and not out.error:
+                got = p.on_link(out.state, services)
+                got = got if isinstance(got, Outcome) else Outcome(got)
+                check_state(got.state)
+                out = got if got.message else Outcome(got.state, out.message, out.error)
+        return out
+
     def handle(self, old: ViewState | None, trigger: str, values: Mapping[str, Any], services: Any = None) -> Outcome:
         """The state after ``trigger`` (``"id.prop"``) fired with the page's ``values`` (by
         ``"id.prop"``). Raises only ``MazewbError`` for bad input (the caller shows it)."""
         if old is None or trigger == URL_KEY:
-            return load_url(values.get(URL_KEY), services)
+            return self.open_link(values.get(URL_KEY), services)
         cid, _, prop = trigger.partition(".")
         layers = services.layer_shapes(old.checkpoint) if services is not None else {}
         if trigger == TYPED_KEY:

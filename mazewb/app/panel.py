@@ -98,6 +98,9 @@ class Panel:
     prefetch: Callable[[Any, ViewState], None] | None = None
     """Called (with the workbench and the new state) when this panel's fields changed while it
     is shown: start the work its figure callbacks will ask for a round trip later."""
+    on_link: Callable[[ViewState, Any], ViewState | Outcome] | None = None
+    """Called (with the state a link asks for and the server's services) when a link is opened:
+    may return another state, e.g. the lesson panel opens the step ``?lesson=NAME&step=K`` names."""
 
 
 def lazy_view(

@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 from dash import Dash, Input, Output
 
@@ -25,6 +26,7 @@ from mazewb.app.compute import Workbench
 from mazewb.app.layout import load_panels, page
 from mazewb.app.panel import PageConfig
 from mazewb.app.style import CSS
+from mazewb.lessons.library import lesson_library
 
 log = logging.getLogger("mazewb.app")
 THREADS = 8
@@ -92,17 +94,21 @@ def create_app(
     host: str = "127.0.0.1",
     allow_path_loading: bool = False,
     panels: Sequence[str] | None = None,
+    lessons: Sequence[str | Path] = (),
 ) -> Dash:
     """A new workbench app; ``checkpoint`` is the agent shown by default (None: the bundled one).
 
     ``host``: the address the app will be served on. Off this machine (not loopback), loading
     checkpoints by server path is refused unless ``allow_path_loading``; this setting also
     applies to a ``workbench`` passed in. ``panels``: the panel modules to show (default: the
-    registry, ``mazewb.app.panels.PANELS``)."""
+    registry, ``mazewb.app.panels.PANELS``). ``lessons``: folders of lesson files offered besides the
+    built-in lessons (``mazewb serve --lessons DIR``); an invalid file raises ``LessonError``."""
     _import_lazy_modules()
     paths = allow_path_loading or is_loopback(host)
     wb = workbench or Workbench(checkpoint, allow_paths=paths)
     wb.registry.allow_paths = paths
+    if lessons:  # lesson folders besides the built-in lessons; an invalid file stops here (LessonError)
+        wb.lessons = lesson_library(lessons)  # type: ignore[attr-defined]
     app = Dash(
         __name__,
         title="mazewb",
@@ -178,11 +184,12 @@ def serve(
     checkpoint: str | None = None,
     debug: bool = False,
     allow_path_loading: bool = False,
+    lessons: Sequence[str | Path] = (),
 ) -> None:
     """Run the workbench on waitress (one process, ``THREADS`` threads) until interrupted;
     ``debug``: Dash's development server with its debugger instead (never on a network)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading)
+    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading, lessons=lessons)
     wb = app.workbench  # type: ignore[attr-defined]
     if not wb.registry.allow_paths:
         print(

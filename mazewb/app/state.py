@@ -23,6 +23,7 @@ maze squares (row 0 at the bottom), written ``row,col`` in URLs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -95,6 +96,8 @@ class ViewState:
     episode_seed: int = 0
     stats_mazes: int = 200
     stats_start: int = 0
+    lesson: str = ""  # the lesson being played ('' none); its step below (mazewb/app/panels/lesson.py)
+    lesson_step: int = 0
 
     # --- the maze ------------------------------------------------------------------
     def base_maze(self) -> Maze:
@@ -340,6 +343,19 @@ class Layer(Kind):
     def check(self, value: Any, what: str) -> str:
         if not isinstance(value, str) or value not in spatial_layers():
             raise StateError(f"{what}: unknown layer {_short(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class LessonName(Kind):
+    """A lesson's name ('' for none): lower-case letters, digits, '-' and '_' (whether the server
+    has it is the lesson panel's business)."""
+
+    def check(self, value: Any, what: str) -> str:
+        if value == "":
+            return ""
+        if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", value):
+            raise StateError(f"{what} must be a lesson name (lower-case letters, digits, - and _), got {_short(value)}")
         return value
 
 
@@ -609,6 +625,8 @@ FIELDS: tuple[Field, ...] = (
     Field("episode_seed", "eps", Int(0, MAX_SEED), "episode seed", ("episode-seed",)),
     Field("stats_mazes", "sn", Int(10, MAX_STATS_MAZES), "number of mazes", ("stats-n",)),
     Field("stats_start", "ss", Int(0, MAX_SEED), "first seed", ("stats-start",)),
+    Field("lesson", "lesson", LessonName(), "lesson"),
+    Field("lesson_step", "step", Int(0, 9999), "lesson step"),
 )
 """The view-state table: every field once, with its URL key, type and bounds, and controls."""
 

@@ -13,7 +13,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from mazewb.lessons.format import Lesson
-from mazewb.lessons.numbers import RANK_SEEDS
+from mazewb.lessons.numbers import RANK_SEEDS, agent_file_name
 from mazewb.lessons.render import StepView, render_step
 from mazewb.policy import ImpalaPolicy
 
@@ -86,7 +86,7 @@ def handout_html(
         if progress is not None:
             progress(k, len(lesson.steps))
         views.append(render_step(lesson, k, policy, rank_seeds=rank_seeds))
-    agent = html.escape(str(card.get("file") or "an unnamed checkpoint").rsplit("/", 1)[-1])
+    agent = html.escape(agent_file_name(policy))
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     head = (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -68,6 +68,18 @@ class Step:
     otherwise: str = ""  # shown when it does not
     line: int = 0  # line of the step's heading in its file
 
+    def texts(self) -> tuple[tuple[str, str], ...]:
+        """(label, text) of every text that may hold placeholders, in reading order."""
+        return (
+            ("title", self.title),
+            ("caption", self.caption),
+            ("look for", self.look_for),
+            ("question", self.question),
+            ("answer", self.answer),
+            ("confirmed", self.confirmed),
+            ("otherwise", self.otherwise),
+        )
+
 
 @dataclass(frozen=True)
 class Lesson:

@@ -3,6 +3,8 @@ and any lesson file or folder a teacher names."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -74,10 +76,70 @@ def builtin_lessons() -> list[Lesson]:
     return [load_lesson(name) for name in builtin_names()]
 
 
+MAX_FOLDER_LESSONS = 100
+
+
 def lessons_in(folder: str | Path) -> list[Lesson]:
-    """Every ``*.md`` lesson in ``folder`` (for ``serve --lessons DIR``); the first invalid one
-    raises ``LessonError``."""
+    """Every ``*.md`` lesson in ``folder`` (not its subfolders), sorted by name; the first invalid
+    one raises ``LessonError`` with its first problem (file and line), as does a folder that
+    does not exist, holds no lesson file, or holds more than ``MAX_FOLDER_LESSONS``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise LessonError(f"{folder}: not a folder of lessons")
-    return [load_lesson(path) for path in sorted(folder.glob("*.md"))[:100]]
+    paths = sorted(p for p in folder.glob("*.md") if p.is_file())
+    if not paths:
+        raise LessonError(f"{folder}: no lesson files (*.md) in this folder")
+    if len(paths) > MAX_FOLDER_LESSONS:
+        raise LessonError(f"{folder}: {len(paths)} lesson files; at most {MAX_FOLDER_LESSONS} per folder")
+    return [_valid(*parse_text(_read(path), lesson_name(path), str(path)), str(path)) for path in paths]
+
+
+@dataclass(frozen=True)
+class LessonLibrary:
+    """The lessons a server offers: the built-in ones, then those of the extra folders
+    (``mazewb serve --lessons DIR``), by name. Names are unique: a folder lesson named like a
+    built-in one, or like one in another folder, is an error, so that ``?lesson=NAME`` means
+    the same lesson wherever the name is known (copy a built-in lesson under a new name to
+    change it)."""
+
+    lessons: dict[str, Lesson] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # name -> "built-in" or the file's path
+
+    def names(self) -> list[str]:
+        return list(self.lessons)
+
+    def get(self, name: str) -> Lesson:
+        """The lesson called ``name``; ``LessonError`` listing the known names otherwise."""
+        if name not in self.lessons:
+            known = ", ".join(self.lessons) or "none"
+            raise LessonError(f"no lesson called {str(name)[:64]!r}; this server has: {known}")
+        return self.lessons[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.lessons
+
+    def __len__(self) -> int:
+        return len(self.lessons)
+
+
+def lesson_library(folders: Sequence[str | Path] = (), *, builtin: bool = True) -> LessonLibrary:
+    """The built-in lessons (unless ``builtin=False``) and every lesson of ``folders``; raises
+    ``LessonError`` with one clear line for an invalid file or a name used twice."""
+    lessons: dict[str, Lesson] = {}
+    origins: dict[str, str] = {}
+    if builtin:
+        for lesson in builtin_lessons():
+            lessons[lesson.name] = lesson
+            origins[lesson.name] = "built-in"
+    for folder in folders:
+        for lesson in lessons_in(folder):
+            if lesson.name in lessons:
+                other = origins[lesson.name]
+                what = "a built-in lesson" if other == "built-in" else f"the lesson {other}"
+                raise LessonError(
+                    f"{lesson.source}: the name {lesson.name!r} is already taken by {what}; "
+                    "rename the file (a lesson's name is its file name)"
+                )
+            lessons[lesson.name] = lesson
+            origins[lesson.name] = lesson.source
+    return LessonLibrary(lessons, origins)

@@ -11,7 +11,6 @@ difference (steered minus unpatched).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,11 +21,20 @@ import numpy as np
 import pandas as pd
 
 from mazewb import analysis as an
+from mazewb.analysis.cache import LRU
 from mazewb.app.state import ViewState
 from mazewb.lessons.steer import steer_interventions
 from mazewb.maze.geometry import square_to_cell
 from mazewb.maze.graph import euclidean, path_distance, top_right_region
 from mazewb.policy import ImpalaPolicy, Intervention, load_policy
+from mazewb.train.evaluate import (
+    COMMON_REGION,
+    MazeProbs,
+    maze_rows,
+    off_distribution_mazes,
+    training_region,
+    zoo_checkpoints,
+)
 
 RANK_SEEDS = range(60)
 """Levels the live channel ranking scores channels on: enough for the top channels to be stable
@@ -35,11 +43,30 @@ lesson step to rank them in seconds on a CPU."""
 DEFAULT_REGION = 5
 
 
-def zoo_dir() -> Path:
-    """Where agents trained on other cheese regions live: ``checkpoints/zoo`` beside the bundled agent."""
-    from mazewb.policy.checkpoint import DEFAULT_CHECKPOINT
+ZOO_SEEDS = (0, 2, 5, 26, 27)
+"""Levels of the zoo step's common test: each keeps procgen's own cheese outside the top-right
+5x5 (``COMMON_REGION``) and has a decision square, as in ``mazewb eval-regions``' common test;
+five small mazes (7x7 to 17x17, about 450 squares) so that every agent costs one short batched
+forward pass. ``mazewb eval-regions`` runs the same test on hundreds of levels."""
+MAX_ZOO_AGENTS = 12
 
-    return DEFAULT_CHECKPOINT.parent / "zoo"
+
+def zoo_paths(zoo: Path | None = None) -> list[Path]:
+    """The zoo's agents (``checkpoints/zoo/*.pt`` beside the bundled agent, as ``mazewb
+    eval-regions`` finds them), without the bundled agent, at most ``MAX_ZOO_AGENTS``."""
+    return zoo_checkpoints(zoo)[1:][:MAX_ZOO_AGENTS]
+
+
+def zoo_fingerprint(zoo: Path | None = None) -> tuple:
+    """(name, size, mtime) of every zoo agent: changes when an agent is added or replaced."""
+    out = []
+    for path in zoo_paths(zoo):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        out.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 # --- formatting: one function per kind of number --------------------------------------------------------
@@ -54,8 +81,8 @@ def _coeff(x: float) -> str:
 
 
 FORMATS: dict[str, Callable[[Any], str]] = {
-    "prob": lambda x: f"{float(x):.3f}",  # probabilities, as the app and the CLI show them
-    "change": lambda x: f"{float(x):+.3f}",  # a signed difference of probabilities
+    "prob": lambda x: "n/a" if np.isnan(x) else f"{float(x):.3f}",  # probabilities, as the app and the CLI show them
+    "change": lambda x: "n/a" if np.isnan(x) else f"{float(x):+.3f}",  # a signed difference of probabilities
     "score": lambda x: f"{float(x):.3f}",  # correlations, fractions of variance
     "steps": lambda x: f"{float(x):.1f}",  # expected episode length
     "distance": lambda x: "unreachable" if not np.isfinite(x) else f"{float(x):.1f}",  # straight-line, squares
@@ -78,6 +105,8 @@ def shown_value(kind: str, value: Any) -> float:
     claim never contradicts the numbers on screen."""
     if kind == "flag":
         return 1.0 if value else 0.0
+    if kind in NUMERIC and isinstance(value, float) and np.isnan(value):
+        return float("nan")  # a number that does not exist here: every comparison with it fails
     if kind in ("distance", "moves") and not np.isfinite(value):
         return float("inf")
     return float(format_value(kind, value))
@@ -91,21 +120,14 @@ class _Ranks:
     the costly part of a lesson and a pure function of those."""
 
     def __init__(self, size: int = 8) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
-        self._size = size
+        self._tables: LRU[tuple, pd.DataFrame] = LRU(size)
 
     def get(self, policy: ImpalaPolicy, layer: str, seeds: Sequence[int]) -> pd.DataFrame:
         key = (an.policy_identity(policy), layer, tuple(seeds))
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        table = an.rank_cheese_channels(policy, layer, seeds)
-        with self._lock:
-            self._data[key] = table
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
+        table = self._tables.get(key)
+        if table is None:
+            table = an.rank_cheese_channels(policy, layer, seeds)
+            self._tables.put(key, table)
         return table
 
 
@@ -119,9 +141,64 @@ def ranked_channels(policy: ImpalaPolicy, layer: str, k: int, seeds: Sequence[in
 
 @dataclass(frozen=True)
 class ZooAgent:
+    """One agent of the zoo step, with its means over the common test (``ZOO_SEEDS``)."""
+
     name: str
-    region: int | None
-    outcomes: an.ExactOutcomes
+    region: int | None  # the cheese region it was trained with (None: not recorded)
+    loaded: bool  # the agent the lesson runs on
+    p_cheese: float
+    p_top_right: float  # P(top-right square first)
+    p_cheese_move_at_ds: float
+
+
+class _Zoo:
+    """Zoo agents loaded once per file version, the common test's mazes rendered once, and each
+    agent's common-test means per weights: shared by all steps and sessions."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._policies: LRU[tuple, ImpalaPolicy] = LRU(2 * MAX_ZOO_AGENTS)
+        self._probs: MazeProbs | None = None
+        self._means: LRU[str, tuple[float, float, float]] = LRU(32)
+
+    def policies(self, zoo: Path | None, device: Any) -> list[ImpalaPolicy]:
+        out = []
+        for version in zoo_fingerprint(zoo):
+            key = (*version, str(device))
+            policy = self._policies.get(key)
+            if policy is None:
+                policy = load_policy(version[0], device=device)
+                self._policies.put(key, policy)
+            out.append(policy)
+        return out
+
+    def means(self, policy: ImpalaPolicy) -> tuple[float, float, float]:
+        """(P(cheese), P(top-right first), P(cheese move at the decision square)), means over the
+        common test's mazes, exact fp32."""
+        key = an.policy_identity(policy)
+        value = self._means.get(key)
+        if value is not None:
+            return value
+        with self._lock:  # render the common test once, however many sessions ask at once
+            if self._probs is None:
+                self._probs = MazeProbs(off_distribution_mazes(list(ZOO_SEEDS), COMMON_REGION))
+            probs = self._probs
+        rows = maze_rows(probs, probs.probs(policy), True)
+        value = (
+            float(rows["p_cheese"].mean()),
+            float(rows["p_top_right"].mean()),
+            float(rows["p_cheese_move_at_decision"].mean()),
+        )
+        self._means.put(key, value)
+        return value
+
+
+ZOO = _Zoo()
+
+
+def agent_file_name(policy: ImpalaPolicy) -> str:
+    """The file name the policy was loaded from (its model card's ``file``)."""
+    return Path(str((policy.card or {}).get("file") or "an unnamed checkpoint")).name
 
 
 class StepContext:
@@ -138,7 +215,7 @@ class StepContext:
         self.policy = policy
         self.state = state
         self.rank_seeds = rank_seeds
-        self.zoo = zoo_dir() if zoo is None else zoo
+        self.zoo = zoo  # None: checkpoints/zoo beside the bundled agent
 
     @cached_property
     def maze(self):  # noqa: ANN201 - Maze
@@ -219,18 +296,44 @@ class StepContext:
         return table.to_numpy()
 
     @cached_property
+    def zoo_policies(self) -> list[ImpalaPolicy]:
+        """The zoo's agents (not the loaded one, even when it is also in the zoo)."""
+        mine = an.policy_identity(self.policy)
+        found = ZOO.policies(self.zoo, next(self.policy.parameters()).device)
+        return [p for p in found if an.policy_identity(p) != mine]
+
+    @cached_property
+    def zoo_regions(self) -> list[int]:
+        """The distinct training regions of the loaded agent and the zoo (known ones), sorted:
+        no forward pass needed."""
+        regions = {training_region(p) for p in [self.policy, *self.zoo_policies]}
+        return sorted(r for r in regions if r is not None)
+
+    @cached_property
     def zoo_agents(self) -> list[ZooAgent]:
-        """Agents in the zoo folder, by training region, each on this step's maze (unpatched)."""
-        if not self.zoo.is_dir():
-            return []
+        """The loaded agent and the zoo's, each on the common test, by training region."""
         agents = []
-        for path in sorted(self.zoo.glob("*.pt"))[:12]:  # bounded: one vector field per agent
-            policy = load_policy(path, device=next(self.policy.parameters()).device)
-            region = (policy.card or {}).get("cheese_region")
+        for policy in [self.policy, *self.zoo_policies]:
+            p_cheese, p_top_right, at_ds = ZOO.means(policy)
             agents.append(
-                ZooAgent(path.stem, region if isinstance(region, int) else None, an.outcomes(policy, self.maze))
+                ZooAgent(
+                    name=agent_file_name(policy),
+                    region=training_region(policy),
+                    loaded=policy is self.policy,
+                    p_cheese=p_cheese,
+                    p_top_right=p_top_right,
+                    p_cheese_move_at_ds=at_ds,
+                )
             )
         return sorted(agents, key=lambda a: (a.region is None, a.region or 0, a.name))
+
+    def zoo_region_mean(self, which: str, column: str = "p_top_right") -> float:
+        """Mean ``column`` over the agents of the smallest (``which="smallest"``) or largest
+        training region; nan with fewer than two regions (nothing to compare, nothing computed)."""
+        if len(self.zoo_regions) < 2:
+            return float("nan")
+        region = self.zoo_regions[0 if which == "smallest" else -1]
+        return float(np.mean([getattr(a, column) for a in self.zoo_agents if a.region == region]))
 
 
 def _additive_fit(grid: np.ndarray) -> float:
@@ -250,22 +353,22 @@ def _card(ctx: StepContext) -> dict[str, Any]:
 
 def _agent(ctx: StepContext) -> str:
     card = _card(ctx)
-    name = Path(str(card.get("file") or "an unnamed checkpoint")).name
+    name = agent_file_name(ctx.policy)
     arch = card.get("architecture", "IMPALA-CNN")
     scale = card.get("scale", getattr(ctx.policy, "scale", "?"))
     return f"{name} ({arch}, scale {scale})"
 
 
 def _region(ctx: StepContext) -> str:
-    region = _card(ctx).get("cheese_region")
-    if not isinstance(region, int):
+    region = training_region(ctx.policy)
+    if region is None:
         return "an unrecorded region"
     return "the top-right square" if region == 1 else f"the top-right {region} x {region}"
 
 
 def _region_size(ctx: StepContext) -> int:
-    region = _card(ctx).get("cheese_region")
-    return region if isinstance(region, int) else DEFAULT_REGION
+    region = training_region(ctx.policy)
+    return DEFAULT_REGION if region is None else region
 
 
 def _samples(ctx: StepContext) -> str:
@@ -275,18 +378,46 @@ def _samples(ctx: StepContext) -> str:
     return f"{n / 1e6:.1f} million" if n >= 1e5 else str(int(n))
 
 
+def _zoo_label(a: ZooAgent) -> str:
+    region = "region not recorded" if a.region is None else f"region {a.region}"
+    return f"{a.name} ({region}{', loaded' if a.loaded else ''})"
+
+
 def _zoo_text(ctx: StepContext) -> str:
-    agents = ctx.zoo_agents
-    if not agents:
-        return "no zoo agents installed"
+    if not ctx.zoo_policies:
+        return f"only the loaded agent, {agent_file_name(ctx.policy)} (no zoo installed)"
     parts = []
-    for a in agents:
-        region = "region ?" if a.region is None else f"region {a.region}"
+    for a in ctx.zoo_agents:
         parts.append(
-            f"{a.name} ({region}): P(cheese) {format_value('prob', a.outcomes.p_cheese)}, "
-            f"P(top-right first) {format_value('prob', a.outcomes.p_top_right)}"
+            f"{_zoo_label(a)}: P(top-right first) {format_value('prob', a.p_top_right)}, "
+            f"P(cheese) {format_value('prob', a.p_cheese)}"
         )
     return "; ".join(parts)
+
+
+def _zoo_status(ctx: StepContext) -> str:
+    """One honest sentence on what the zoo can show for this agent."""
+    if not ctx.zoo_policies:
+        return (
+            "No agents trained on other cheese regions are installed (`checkpoints/zoo/*.pt`), so this step "
+            f"cannot check the claim on live agents: the loaded agent ({_region(ctx)}) is a single point of "
+            "the curve. With such agents (mazewb's own zoo, or Langosco et al.'s `model_rand_region_N.pth` "
+            "files), this step compares them live, and `mazewb eval-regions` draws the whole curve."
+        )
+    if len(ctx.zoo_regions) < 2:
+        return (
+            f"The {len(ctx.zoo_policies)} installed zoo agent(s) and the loaded one do not cover two different "
+            "training regions (or their model cards do not record them), so there is no curve to read yet."
+        )
+    lo, hi = ctx.zoo_regions[0], ctx.zoo_regions[-1]
+    means = [ctx.zoo_region_mean(w) for w in ("smallest", "largest")]
+    p_lo, p_hi = (format_value("prob", m) for m in means)
+    shrinks = shown_value("prob", means[0]) > shown_value("prob", means[1])
+    verb = "shrinks" if shrinks else "does not shrink"
+    return (
+        f"With the installed agents the top-right pull {verb} as the region grows: on the common "
+        f"test, P(top-right first) is {p_lo} for region {lo} and {p_hi} for region {hi} ({_zoo_text(ctx)})."
+    )
 
 
 # --- the registry ----------------------------------------------------------------------------------------
@@ -346,7 +477,12 @@ def _add_behaviour(
 # The agent and how it was trained (from its model card).
 _add("agent", "text", "the loaded checkpoint's file name and architecture", _agent)
 _add("region", "text", "where the cheese was during training, e.g. 'the top-right 5 x 5'", _region)
-_add("region_size", "count", "side of the training region (5 when the card does not say)", _region_size)
+_add(
+    "region_size",
+    "count",
+    "side of the training region (5 when neither its model card nor its file name says)",
+    _region_size,
+)
 _add("method", "text", "how the agent was trained (its model card)", lambda c: _card(c).get("method", "not recorded"))
 _add("samples", "text", "training samples in millions, e.g. '10.9 million'", _samples)
 # The maze.
@@ -502,11 +638,87 @@ _add(
     lambda c: _additive_fit(c.grid("p_cheese_ds")),
     "ds",
 )
-# Agents trained with other regions (checkpoints/zoo/*.pt).
-_add("zoo_count", "count", "number of zoo agents installed", lambda c: len(c.zoo_agents))
-_add("zoo_agents", "text", "each zoo agent's region, P(cheese) and P(top-right first) on this maze", _zoo_text)
+# Agents trained with other regions (checkpoints/zoo/*.pt), on the common test (ZOO_SEEDS).
+_add("zoo_count", "count", "number of zoo agents installed besides the loaded one", lambda c: len(c.zoo_policies))
+_add(
+    "zoo_regions",
+    "count",
+    "number of different training regions among the loaded agent and the zoo (known from their model cards)",
+    lambda c: len(c.zoo_regions),
+)
+_add(
+    "zoo_smallest_region",
+    "count",
+    "the smallest training region among them (0: none known)",
+    lambda c: c.zoo_regions[0] if c.zoo_regions else 0,
+)
+_add(
+    "zoo_largest_region",
+    "count",
+    "the largest training region among them (0: none known)",
+    lambda c: c.zoo_regions[-1] if c.zoo_regions else 0,
+)
+_add(
+    "zoo_p_top_right_smallest_region",
+    "prob",
+    "mean P(top-right first) on the common test of the agents of the smallest region (n/a with fewer than 2 regions)",
+    lambda c: c.zoo_region_mean("smallest"),
+)
+_add(
+    "zoo_p_top_right_largest_region",
+    "prob",
+    "the same for the agents of the largest region",
+    lambda c: c.zoo_region_mean("largest"),
+)
+_add(
+    "zoo_p_cheese_smallest_region",
+    "prob",
+    "mean P(cheese) on the common test of the agents of the smallest region",
+    lambda c: c.zoo_region_mean("smallest", "p_cheese"),
+)
+_add(
+    "zoo_p_cheese_largest_region",
+    "prob",
+    "the same for the agents of the largest region",
+    lambda c: c.zoo_region_mean("largest", "p_cheese"),
+)
+_add("zoo_mazes", "count", "levels of the common test", lambda c: len(ZOO_SEEDS))
+_add("zoo_levels", "text", "their seeds", lambda c: ", ".join(str(s) for s in ZOO_SEEDS))
+_add("common_region", "count", "the common test keeps cheese outside the top-right N x N: N", lambda c: COMMON_REGION)
+_add(
+    "zoo_agents",
+    "text",
+    "each agent (the loaded one and the zoo's): training region, P(top-right first) and P(cheese) on the common test",
+    _zoo_text,
+)
+_add(
+    "zoo_status",
+    "text",
+    "one honest sentence on what the zoo can show (no zoo; one region; the curve disagrees)",
+    _zoo_status,
+)
 
 
 def placeholder_help() -> list[tuple[str, str, str]]:
     """(name, kind, help) of every placeholder, for docs and ``--help``."""
     return [(p.name, p.kind, p.help) for p in PLACEHOLDERS.values()]
+
+
+NEEDS_TEXT = {
+    "steer": "interventions",
+    "ds": "a decision square",
+    "cheese": "a cheese",
+    "retarget": "a retarget square",
+}
+
+
+def placeholder_table() -> str:
+    """Every placeholder as a Markdown table (name, kind, what it needs, meaning), in registry
+    order: ``docs/lessons.md`` carries this table verbatim (a test checks it), and
+    ``mazewb lesson placeholders --markdown`` prints it."""
+    lines = ["| placeholder | kind | needs | meaning |", "|---|---|---|---|"]
+    for p in PLACEHOLDERS.values():
+        needs = ", ".join(NEEDS_TEXT[n] for n in sorted(p.needs)) or "-"
+        meaning = p.help.replace("|", "\\|")
+        lines.append(f"| `{{{p.name}}}` | {p.kind} | {needs} | {meaning} |")
+    return "\n".join(lines) + "\n"

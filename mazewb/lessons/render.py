@@ -15,23 +15,17 @@ from mazewb.app.state import ViewState, from_query, to_query
 from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.format import Lesson, LessonError, Step
 from mazewb.lessons.numbers import (
+    COMMON_REGION,
     PLACEHOLDERS,
     RANK_SEEDS,
+    ZOO_SEEDS,
     Placeholder,
     StepContext,
     format_value,
     ranked_channels,
     shown_value,
 )
-from mazewb.lessons.template import (
-    COMPARE,
-    expectation_names,
-    fill,
-    holds,
-    lookup,
-    parse_expectation,
-    placeholders_in,
-)
+from mazewb.lessons.template import COMPARE, expectation_names, fill, holds, lookup, step_placeholders
 from mazewb.maze import Maze
 from mazewb.policy import ImpalaPolicy
 
@@ -43,7 +37,7 @@ FIGURES = {
     "channel": "the shown channel's activation map over the maze",
     "ranking": "the live ranking of cheese-tracking channels",
     "grid": "the shards grid: decision-square probabilities over (cheese, top-right) coefficients",
-    "zoo": "P(top-right first) on this maze for each zoo agent",
+    "zoo": "P(top-right first) and P(cheese) on the common test against each agent's training region (needs the zoo)",
 }
 TAB_FIGURES = {
     "behaviour": ("field",),
@@ -86,7 +80,7 @@ class StepView:
 def step_figures(step: Step, state: ViewState) -> tuple[str, ...]:
     if step.figures is not None:
         return step.figures
-    figures = TAB_FIGURES[state.tab]
+    figures = TAB_FIGURES.get(state.tab, ("field",))
     if state.tab == "steer" and not state.steer.active:
         return ("field",)
     return figures
@@ -105,10 +99,6 @@ def resolve_state(
             channels = tuple(sorted(ranked_channels(policy, state.steer.layer, step.channels, rank_seeds)))
             state = replace(state, steer=replace(state.steer, retarget_channels=channels))
     return state
-
-
-def _texts(step: Step) -> list[str]:
-    return [step.title, step.caption, step.look_for, step.question, step.answer, step.confirmed, step.otherwise]
 
 
 def render_step(
@@ -157,16 +147,9 @@ def _render(
     def context(name: str) -> StepContext:
         return contexts[COMPARE] if name.startswith(COMPARE) else ctx
 
-    names: list[str] = []
-    for text in _texts(step):
-        found, problems = placeholders_in(text)
-        if problems:
-            raise LessonError(problems[0])
-        names += found
-    comparisons, problems = parse_expectation(step.expect) if step.expect else ([], [])
+    wanted, comparisons, problems = step_placeholders(step)
     if problems:
         raise LessonError(problems[0])
-    wanted = dict.fromkeys(names + expectation_names(comparisons))
     values = {name: _placeholder(name).value(context(name)) for name in wanted}
     numbers = {name: format_value(_placeholder(name).kind, v) for name, v in values.items()}
     expected: bool | None = None
@@ -250,17 +233,45 @@ def _figure(kind: str, ctx: StepContext) -> StepFigure | None:
         title = "How the shards combine on this maze (at the decision square)"
         return StepFigure(kind, title, plots.steering_grid_figure(ctx.sweep, title=title))
     if kind == "zoo":
-        agents = ctx.zoo_agents
-        if not agents:
-            return None
-        labels = [a.name if a.region is None else f"{a.name} (region {a.region})" for a in agents]
-        fig = go.Figure(
-            [
-                go.Bar(x=labels, y=[a.outcomes.p_top_right for a in agents], name="P(top-right first)"),
-                go.Bar(x=labels, y=[a.outcomes.p_cheese for a in agents], name="P(cheese)"),
-            ]
-        )
-        title = f"Agents trained on other regions, on this maze ({where})"
-        fig.update_layout(barmode="group", title=title, yaxis_range=[0, 1])
-        return StepFigure(kind, title, fig)
+        return _zoo_figure(ctx)
     raise LessonError(f"unknown figure {kind!r}; known: {', '.join(FIGURES)}")
+
+
+def _zoo_figure(ctx: StepContext) -> StepFigure | None:
+    """The region curve of the loaded agent and the zoo on the common test; None without a zoo
+    (the step's text says so)."""
+    if not ctx.zoo_policies:
+        return None
+    agents = [a for a in ctx.zoo_agents if a.region is not None]
+    if not agents:
+        return None
+    x = [a.region for a in agents]
+    names = [a.name + (" (loaded)" if a.loaded else "") for a in agents]
+    fig = go.Figure(
+        [
+            go.Scatter(
+                x=x,
+                y=[getattr(a, column) for a in agents],
+                name=label,
+                mode="lines+markers",
+                marker={"size": [14 if a.loaded else 9 for a in agents], "color": colour},
+                line={"color": colour},
+                customdata=names,
+                hovertemplate="%{customdata}<br>region %{x}: %{y:.3f}<extra></extra>",
+            )
+            for column, label, colour in (
+                ("p_top_right", "P(top-right first)", plots.ARROW_COLOUR),
+                ("p_cheese", "P(cheese)", "#d9a400"),
+            )
+        ]
+    )
+    title = (
+        f"Agents by training region, on {len(ZOO_SEEDS)} common-test mazes "
+        f"(cheese outside the top-right {COMMON_REGION} x {COMMON_REGION})"
+    )
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "cheese region the agent was trained with (top-right N x N)", "tickvals": sorted(set(x))},
+        yaxis={"title": "mean exact probability", "range": [0, 1.02]},
+    )
+    return StepFigure("zoo", title, fig)

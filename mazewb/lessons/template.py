@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mazewb.lessons.format import Step
 from mazewb.lessons.numbers import NUMERIC, PLACEHOLDERS, Placeholder
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -115,3 +116,21 @@ def holds(comparisons: list[Comparison], shown: dict[str, float]) -> bool:
         return float(x) if _NUMBER.match(x) else shown[x]
 
     return all(OPERATORS[c.op](value(c.left), value(c.right)) for c in comparisons)
+
+
+def step_placeholders(step: Step) -> tuple[list[str], list[Comparison], list[str]]:
+    """Every placeholder name ``step`` uses (its texts, then its expectation; each once, known
+    ones only), its expectation's comparisons, and its problems, each labelled with where it is
+    (``caption: unknown placeholder {p_chese} ...``)."""
+    names: list[str] = []
+    problems: list[str] = []
+    for label, text in step.texts():
+        found, text_problems = placeholders_in(text)
+        problems += [f"{label}: {p}" for p in text_problems]
+        names += found
+    comparisons: list[Comparison] = []
+    if step.expect:
+        comparisons, expect_problems = parse_expectation(step.expect)
+        problems += [f"expect: {p}" for p in expect_problems]
+        names += [n for n in expectation_names(comparisons) if lookup(n) is not None]
+    return list(dict.fromkeys(names)), comparisons, problems

@@ -9,7 +9,8 @@ from mazewb.app.state import ViewState, from_query, seed_maze
 from mazewb.errors import MazewbError, user_message
 from mazewb.lessons.format import Lesson, Step
 from mazewb.lessons.render import FIGURES, step_figures
-from mazewb.lessons.template import COMPARE, expectation_names, lookup, parse_expectation, placeholders_in
+from mazewb.lessons.template import COMPARE, lookup, step_placeholders
+from mazewb.maze import Maze
 from mazewb.policy import HOOK_NAMES
 
 NEEDS = {
@@ -28,6 +29,34 @@ def lesson_problems(lesson: Lesson) -> list[str]:
     return problems
 
 
+def view_problems(state: ViewState, maze: Maze) -> list[str]:
+    """What is wrong with ``state``'s layers and interventions on ``maze``, found without running
+    an agent (the layers are the IMPALA's hook points; vectors need source mazes with something
+    to take the difference of; a retarget square must be open; resampling needs a source maze of
+    the same size). One line each; empty when nothing is."""
+    problems: list[str] = []
+    for layer, what in ((state.layer, "layer"), (state.steer.layer, "steering layer (sl)")):
+        if layer not in HOOK_NAMES:
+            problems.append(f"the {what} {layer!r} is not a hook point of the IMPALA network")
+    spec = state.steer
+    if spec.retarget_square is not None and not maze.is_open(spec.retarget_square):
+        problems.append(f"the retarget square {spec.retarget_square} is not an open square of the maze")
+    if spec.cheese_coeff:
+        src = maze if spec.cheese_source is None else seed_maze(spec.cheese_source)
+        if src.cheese is None:
+            problems.append("the cheese vector needs a source maze with a cheese")
+    if spec.top_right_coeff:
+        src = maze if spec.top_right_source is None else seed_maze(spec.top_right_source)
+        if not an.top_right_corridor(src):
+            problems.append(
+                f"the top-right vector of a {src.size}x{src.size} maze is zero; "
+                "take it from a smaller maze (tvsrc=SEED)"
+            )
+    if spec.resample_channels and seed_maze(spec.resample_source).size != maze.size:
+        problems.append("resampling needs a source maze (rssrc) of the same size as the maze")
+    return problems
+
+
 def _state_problems(query: str, step: Step, label: str) -> tuple[ViewState | None, dict[str, bool], list[str]]:
     """The state ``query`` parses to (None if it does not), what it has, and its problems."""
     try:
@@ -41,25 +70,8 @@ def _state_problems(query: str, step: Step, label: str) -> tuple[ViewState | Non
         maze = state.maze()
     except MazewbError as exc:
         return None, {}, problems + [f"{label}: {user_message(exc)}"]
-    for layer, what in ((state.layer, "layer"), (state.steer.layer, "steering layer (sl)")):
-        if layer not in HOOK_NAMES:
-            problems.append(f"{label}: the {what} {layer!r} is not a hook point of the IMPALA network")
+    problems += [f"{label}: {p}" for p in view_problems(state, maze)]
     spec = state.steer
-    if spec.retarget_square is not None and not maze.is_open(spec.retarget_square):
-        problems.append(f"{label}: the retarget square {spec.retarget_square} is not an open square of the maze")
-    if spec.cheese_coeff:
-        src = maze if spec.cheese_source is None else seed_maze(spec.cheese_source)
-        if src.cheese is None:
-            problems.append(f"{label}: the cheese vector needs a source maze with a cheese")
-    if spec.top_right_coeff:
-        src = maze if spec.top_right_source is None else seed_maze(spec.top_right_source)
-        if not an.top_right_corridor(src):
-            problems.append(
-                f"{label}: the top-right vector of a {src.size}x{src.size} maze is zero; "
-                "take it from a smaller maze (tvsrc=SEED)"
-            )
-    if spec.resample_channels and seed_maze(spec.resample_source).size != maze.size:
-        problems.append(f"{label}: resampling needs a source maze (rssrc) of the same size as the maze")
     have = {
         "steer": spec.active or (spec.retarget_square is not None and bool(step.channels)),
         "ds": an.decision_square(maze) is not None,
@@ -79,24 +91,9 @@ def step_problems(step: Step) -> list[str]:
         problems += more
         if other is None:
             return problems
-    names: list[str] = []
-    for label, text in (
-        ("title", step.title),
-        ("caption", step.caption),
-        ("look for", step.look_for),
-        ("question", step.question),
-        ("answer", step.answer),
-        ("confirmed", step.confirmed),
-        ("otherwise", step.otherwise),
-    ):
-        found, text_problems = placeholders_in(text)
-        problems += [f"{label}: {p}" for p in text_problems]
-        names += found
-    if step.expect:
-        comparisons, expect_problems = parse_expectation(step.expect)
-        problems += [f"expect: {p}" for p in expect_problems]
-        names += [n for n in expectation_names(comparisons) if lookup(n) is not None]
-    for name in dict.fromkeys(names):
+    names, _, text_problems = step_placeholders(step)
+    problems += text_problems
+    for name in names:
         if name.startswith(COMPARE) and compare_have is None:
             problems.append(f"{{{name}}} needs a 'compare:' state, which this step has not")
             continue

@@ -9,6 +9,7 @@ can read the tab names without importing Dash.
 
 PANELS: tuple[str, ...] = (
     "maze",  # the left column: always shown, not a tab
+    "lesson",  # a lesson played step by step (mazewb/lessons)
     "behaviour",
     "activations",
     "steer",
