@@ -90,6 +90,7 @@ def create_app(
     *,
     host: str = "127.0.0.1",
     allow_path_loading: bool = False,
+    zoo: str | None = None,
 ) -> Dash:
     """A new workbench app; ``checkpoint`` is the agent shown by default (None: the bundled one).
 
@@ -100,6 +101,10 @@ def create_app(
     paths = allow_path_loading or is_loopback(host)
     wb = workbench or Workbench(checkpoint, allow_paths=paths)
     wb.registry.allow_paths = paths
+    if zoo is not None:  # the zoo's folder (default: checkpoints/zoo beside the bundled agent)
+        from mazewb.app.zoo import Zoo
+
+        wb.registry.zoo = Zoo(zoo, wb.registry.default_path)
     app = Dash(
         __name__,
         title="mazewb",
@@ -175,11 +180,12 @@ def serve(
     checkpoint: str | None = None,
     debug: bool = False,
     allow_path_loading: bool = False,
+    zoo: str | None = None,
 ) -> None:
     """Run the workbench on waitress (one process, ``THREADS`` threads) until interrupted;
     ``debug``: Dash's development server with its debugger instead (never on a network)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading)
+    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading, zoo=zoo)
     wb = app.workbench  # type: ignore[attr-defined]
     if not wb.registry.allow_paths:
         print(

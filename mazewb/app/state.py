@@ -344,13 +344,18 @@ class Layer(Kind):
 
 @dataclass(frozen=True)
 class Checkpoint(Kind):
-    """'default', 'path:FILE' or 'upload:HEX16' (whether it loads is the registry's business)."""
+    """'default', 'zoo:NAME', 'path:FILE' or 'upload:HEX16' (whether it loads is the registry's
+    business); None too when ``optional``."""
 
-    def check(self, value: Any, what: str) -> str:
+    optional: bool = False
+
+    def check(self, value: Any, what: str) -> str | None:
+        if value is None and self.optional:
+            return None
         if not isinstance(value, str) or not value or len(value) > 1000 or not value.isprintable():
-            raise StateError(f"{what} must be 'default', 'path:FILE' or 'upload:HASH', got {_short(value)}")
-        if value != "default" and not value.startswith(("path:", "upload:")):
-            raise StateError(f"{what} must be 'default', 'path:FILE' or 'upload:HASH', got {_short(value)}")
+            raise StateError(f"{what} must be 'default', 'zoo:NAME', 'path:FILE' or 'upload:HASH', got {_short(value)}")
+        if value != "default" and not value.startswith(("zoo:", "path:", "upload:")):
+            raise StateError(f"{what} must be 'default', 'zoo:NAME', 'path:FILE' or 'upload:HASH', got {_short(value)}")
         return value
 
 
