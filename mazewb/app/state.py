@@ -48,6 +48,7 @@ MAX_CHANNEL = 4095
 MAX_GRID_STEPS = 11
 MAX_QUERY_CHARS = 20_000
 MAX_SIZE = 25
+MAX_CURVE_MAZES = 2000
 
 
 def tab_names() -> tuple[str, ...]:
@@ -94,6 +95,8 @@ class ViewState:
     episode_seed: int = 0
     stats_mazes: int = 200
     stats_start: int = 0
+    compare: str | None = None  # agent B of the Compare tab (None: the first other zoo agent)
+    curve_mazes: int = 100  # level seeds 0..N-1 of the region curve (Compare tab)
 
     # --- the maze ------------------------------------------------------------------
     def base_maze(self) -> Maze:
@@ -613,6 +616,8 @@ FIELDS: tuple[Field, ...] = (
     Field("episode_seed", "eps", Int(0, MAX_SEED), "episode seed", ("episode-seed",)),
     Field("stats_mazes", "sn", Int(10, MAX_STATS_MAZES), "number of mazes", ("stats-n",)),
     Field("stats_start", "ss", Int(0, MAX_SEED), "first seed", ("stats-start",)),
+    Field("compare", "cmp", Checkpoint(optional=True), "agent B"),
+    Field("curve_mazes", "cn", Int(10, MAX_CURVE_MAZES), "region curve level seeds", ("curve-n",)),
 )
 """The view-state table: every field once, with its URL key, type and bounds, and controls."""
 
