@@ -166,16 +166,19 @@ def test_zoo_table_links_carry_the_view_under_each_agent(wb) -> None:  # noqa: A
 # --- the compare view and the region curve -------------------------------------------------------
 def test_compare_view_draws_both_agents_on_the_edited_maze(wb) -> None:  # noqa: ANN001
     s = ViewState(seed=SEED, cheese=(4, 4), tab="compare")
-    vf_a, vf_b, table, options, b, message, _ = compare.compare_view(wb, wb.policy("default"), s)
-    assert b == "zoo:region1" and not message
+    vf_a, vf_b, table, message, _ = compare.compare_view(wb, wb.policy("default"), s)
+    assert not message
     assert "A: default" in vf_a.layout.title.text and "B: region1" in vf_b.layout.title.text
     assert "region 1" in vf_b.layout.title.text
     assert any((t.name or "").startswith(plots.REGION_NAME) for t in vf_b.data)  # B's region outlined
     header = table.data[0].header.values
     assert list(header) == ["outcome", "A: default", "B: region1"]
-    assert {o["value"] for o in options} == {"default", "zoo:region1"}
+    options, b = compare.b_options(wb, s)
+    assert b == "zoo:region1" and [o["value"] for o in options] == ["default", "zoo:region1"]
     same = compare.compare_view(wb, wb.policy("default"), replace(s, compare="default"))
-    assert same[4] == "default" and "same agent" in same[5]
+    assert "B: default" in same[1].layout.title.text and "same agent" in same[3]
+    options, b = compare.b_options(wb, replace(s, checkpoint="zoo:region1", compare="default"))
+    assert b == "default" and len(options) == 2
 
 
 def test_region_curve_needs_two_agents_with_a_region(wb) -> None:  # noqa: ANN001

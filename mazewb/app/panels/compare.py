@@ -15,7 +15,7 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from dash import Dash, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from mazewb import plots
 from mazewb.app import ids
@@ -102,9 +102,7 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                         "curve",
                         "Run the region curve",
                         controls=[
-                            w.field(
-                                "Level seeds N", w.num("curve-n", s.curve_mazes, min_=10, max_=MAX_CURVE_MAZES)
-                            )
+                            w.field("Level seeds N", w.num("curve-n", s.curve_mazes, min_=10, max_=MAX_CURVE_MAZES))
                         ],
                         results=[html.Div(id=CURVE_TABLE), w.graph(CURVE_GRAPH, 460, "press Run the region curve")],
                     ),
@@ -117,7 +115,9 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
 
 
 def _name(checkpoint: str, label: str) -> str:
-    return checkpoint[len(PREFIX) :] if checkpoint.startswith(PREFIX) else ("default" if checkpoint == "default" else label)
+    if checkpoint.startswith(PREFIX):
+        return checkpoint[len(PREFIX) :]
+    return "default" if checkpoint == "default" else label
 
 
 def compare_view(wb: Any, lp_a: Any, s: ViewState) -> tuple:
@@ -137,16 +137,27 @@ def compare_view(wb: Any, lp_a: Any, s: ViewState) -> tuple:
         figs.append(present(fig, 520))
         results[f"{tag}: {name}"] = beh.outcomes
     table = plots.outcomes_table_figure(results, title="How the episode ends under each agent (exact)")
-    options = [{"label": e.label, "value": e.checkpoint, "disabled": bool(e.error)} for e in entries]
-    if s.checkpoint not in checkpoints:
-        options.append({"label": f"A: {lp_a.label}", "value": s.checkpoint})
-    if b not in {o["value"] for o in options}:
-        options.append({"label": lp_b.label, "value": b})
     message, cls = "", "msg"
     if b == s.checkpoint:
         message = "Both sides show the same agent: choose agent B, or add agents to the zoo (see the Model tab)."
         cls = "msg info"
-    return (*figs, table, options, b, message, cls)
+    return (*figs, table, message, cls)
+
+
+def b_options(wb: Any, s: ViewState) -> tuple[list[dict], str]:
+    """Agent B's selector: the zoo (and A, and B, when they are not in it), and B."""
+    entries = wb.registry.zoo.entries()
+    checkpoints = [e.checkpoint for e in entries]
+    b = agent_b(checkpoints, s.checkpoint, s.compare)
+    options = [{"label": e.label, "value": e.checkpoint, "disabled": bool(e.error)} for e in entries]
+    for extra in (s.checkpoint, b):
+        if extra not in {o["value"] for o in options}:
+            try:
+                label = wb.policy(extra).label
+            except Exception:  # noqa: BLE001 - the figures report it
+                label = extra
+            options.append({"label": label, "value": extra})
+    return options, b
 
 
 class _JobExecutor:
@@ -158,7 +169,9 @@ class _JobExecutor:
     def __init__(self, ctx: JobContext, total: int) -> None:
         self.ctx, self.total, self.done = ctx, total, 0
 
-    def map(self, work: Any, policy: Any, chunks: Any, *, desc: str = "", progress: bool = False, **kwargs: Any) -> list:  # noqa: ARG002
+    def map(
+        self, work: Any, policy: Any, chunks: Any, *, desc: str = "", progress: bool = False, **kwargs: Any
+    ) -> list:  # noqa: ARG002, E501
         out = []
         for chunk in chunks:
             self.ctx.progress(self.done, self.total, "evaluating the zoo (chunks of level seeds)")
@@ -205,7 +218,10 @@ def start_curve(wb: Any, data: Any) -> Any:
             common_region=COMMON_REGION,
             executor=_JobExecutor(ctx, total),
         )
-        names = {str(p.card.get("file") or f"policy {i}"): e.name for i, (p, e) in enumerate(zip(policies, usable))}
+        names = {
+            str(p.card.get("file") or f"policy {i}"): e.name
+            for i, (p, e) in enumerate(zip(policies, usable, strict=True))
+        }
         table.insert(0, "agent", [names.get(str(f), str(f)) for f in table["file"]])
         return table, skipped, n
 
@@ -226,8 +242,7 @@ def show_curve(result: Any) -> tuple:
     ]
     head = html.Tr([html.Th(label) for _, label, _ in cols])
     rows = [
-        html.Tr([html.Td("-" if _nan(row[c]) else f.format(row[c])) for c, _, f in cols])
-        for _, row in table.iterrows()
+        html.Tr([html.Td("-" if _nan(row[c]) else f.format(row[c])) for c, _, f in cols]) for _, row in table.iterrows()
     ]
     note = f"{len(table)} agents on level seeds 0..{n - 1}."
     if skipped:
@@ -249,12 +264,25 @@ def register(app: Dash, wb: Any) -> None:
             Output(VF_A, "figure"),
             Output(VF_B, "figure"),
             Output(OUTCOMES, "figure"),
-            Output(COMPARE_SELECT, "options"),
-            Output(COMPARE_SELECT, "value"),
         ],
         lambda lp, s: compare_view(wb, lp, s),
         key_fields=KEY_FIELDS,
     )
+
+    @app.callback(
+        Output(COMPARE_SELECT, "options"),
+        Output(COMPARE_SELECT, "value"),
+        Input(ids.slice_store("compare"), "data"),
+        State(COMPARE_SELECT, "value"),
+    )
+    def show_b(data: Any, shown: Any) -> tuple:
+        # the value only when it differs from what the selector shows (no echo into on_compare)
+        try:
+            options, b = b_options(wb, from_slice(data, FIELDS))
+        except Exception:  # noqa: BLE001 - a crafted store or a failed load: the figures report it
+            return no_update, no_update
+        return options, (no_update if shown == b else b)
+
     job_callbacks(
         app,
         wb,
@@ -267,6 +295,4 @@ def register(app: Dash, wb: Any) -> None:
     )
 
 
-PANEL = Panel(
-    name="compare", label="Compare agents", layout=layout, fields=FIELDS, events=EVENTS, register=register
-)
+PANEL = Panel(name="compare", label="Compare agents", layout=layout, fields=FIELDS, events=EVENTS, register=register)

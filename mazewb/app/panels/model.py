@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from dash import Dash, Input, Output, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from mazewb.app import ids
 from mazewb.app import widgets as w
@@ -142,7 +142,13 @@ def agent_selector() -> html.Div:
     return html.Div(
         [
             html.Span("Agent", className="lbl"),
-            dcc.Dropdown(id=AGENT_SELECT, options=[], value=None, clearable=False, style={"width": "340px"}),
+            dcc.Dropdown(
+                id=AGENT_SELECT,
+                options=[{"label": "default", "value": "default"}],
+                value="default",
+                clearable=False,
+                style={"width": "340px"},
+            ),
             html.Span("the zoo is on the Model tab", className="hint"),
         ],
         className="row agent-row",
@@ -208,10 +214,12 @@ def register(app: Dash, wb: Any) -> None:
         Output(AGENT_SELECT, "options"),
         Output(AGENT_SELECT, "value"),
         Input(ids.slice_store("model"), "data"),
+        State(AGENT_SELECT, "value"),
     )
-    def show_selector(data: Any) -> tuple:
-        # from the model slice (written only when the checkpoint changed): setting the value
-        # fires on_select with the current checkpoint, which changes nothing, so no loop
+    def show_selector(data: Any, shown: Any) -> tuple:
+        # The value is set only when it differs from what the selector shows (the checkpoint
+        # changed elsewhere: a link, a load, an upload); that echo fires on_select with the
+        # current checkpoint, which changes nothing.
         try:
             checkpoint = from_slice(data, FIELDS).checkpoint
         except Exception:  # noqa: BLE001 - a crafted store: keep the selector as it is
@@ -220,7 +228,8 @@ def register(app: Dash, wb: Any) -> None:
             label = wb.policy(checkpoint).label
         except Exception:  # noqa: BLE001 - the card callback reports it
             label = checkpoint
-        return agent_options(wb.registry.zoo.entries(), checkpoint, label), checkpoint
+        value = no_update if shown == checkpoint else checkpoint
+        return agent_options(wb.registry.zoo.entries(), checkpoint, label), value
 
     @app.callback(
         Output(ZOO_TABLE, "children"),
@@ -233,7 +242,6 @@ def register(app: Dash, wb: Any) -> None:
             return no_update
         s = state_from_dict(data)
         return zoo_table(wb.registry.zoo.entries(), s)
-
 
     @app.callback(
         Output(ids.MODEL_BADGE, "children"),
