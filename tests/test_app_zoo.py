@@ -140,11 +140,14 @@ def test_agent_b_defaults_to_the_first_other_agent_and_is_chosen_from_the_zoo(wb
 def test_the_dispatcher_routes_both_selectors_and_the_link_carries_them(wb) -> None:  # noqa: ANN001
     disp = Dispatcher(load_panels())
     s = ViewState(seed=SEED)
-    out = disp.handle(s, "agent-select.value", {"agent-select.value": "zoo:region1"}, wb)
+    out = disp.handle(s, "agent-pick.data", {"agent-pick.data": {"value": "zoo:region1", "at": 1}}, wb)
     assert out.state.checkpoint == "zoo:region1"
-    same = disp.handle(out.state, "compare-agent.value", {"compare-agent.value": "default"}, wb)
+    same = disp.handle(out.state, "compare-pick.data", {"compare-pick.data": {"value": "default", "at": 2}}, wb)
     assert same.state == out.state  # B is already the first other agent: the link stays short
-    out = disp.handle(out.state, "compare-agent.value", {"compare-agent.value": "zoo:region1"}, wb)
+    out = disp.handle(out.state, "compare-pick.data", {"compare-pick.data": {"value": "zoo:region1", "at": 3}}, wb)
+    for bad in ("zoo:region1", ["zoo:region1"], {"value": "zoo:region1", "x": 1}, {"value": "path:/etc/passwd"}):
+        with pytest.raises(StateError):
+            disp.handle(out.state, "agent-pick.data", {"agent-pick.data": bad}, wb)
     assert (out.state.checkpoint, out.state.compare) == ("zoo:region1", "zoo:region1")
     assert "ckpt=zoo:region1" in to_query(out.state) and "cmp=zoo:region1" in to_query(out.state)
     loaded = disp.handle(None, "url.search", {"url.search": to_query(out.state)}, wb).state

@@ -17,6 +17,7 @@ from test_app_browser import (  # noqa: E402, F401 - fixtures
     TIMEOUT_MS,
     browser,
     open_app,
+    wait_for_change,
     page,
     playwright_api,
     wait_for_figure,
@@ -56,14 +57,17 @@ def zoo_server(tmp_path_factory):  # noqa: ANN001, ANN201
 
 def test_switch_agent_compare_two_agents_and_the_link_carries_them(page, zoo_server) -> None:  # noqa: ANN001, F811
     open_app(page, zoo_server, f"?seed={SEED}")
+    before = wait_for_figure(page, "vf-graph")
     # the agent selector above the maze, on every tab: switch to the zoo agent
     page.click("#agent-select")
     page.get_by_role("option", name="region1 (region 1)").click()
     page.wait_for_function("() => window.location.search.includes('ckpt=zoo:region1')")
+    wait_for_change(page, "vf-graph", before)  # the Behaviour tab now shows the region-1 agent
     contains(page.locator("#notice"), "zoo agent region1")
     contains(page.locator("#region-badge"), "top-right 1x1")
     # the Model tab lists the zoo, with a load link back to the default agent
     page.click("#tabs >> text=Model")
+    page.wait_for_function("() => window.location.search.includes('tab=model')")
     contains(page.locator("#zoo-row-region1"), "top-right 1x1")
     contains(page.locator("#zoo-row-region1"), "1,234")
     contains(page.locator("#zoo-row-region1"), "loaded")

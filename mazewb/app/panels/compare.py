@@ -23,13 +23,14 @@ from mazewb.app import widgets as w
 from mazewb.app.jobs import JobContext
 from mazewb.app.jobview import job_callbacks, job_layout
 from mazewb.app.panel import Event, EventContext, Outcome, PageConfig, Panel, lazy_view
-from mazewb.app.panels.model import zoo_of
+from mazewb.app.panels.model import picked, quiet_select, zoo_of
 from mazewb.app.present import present
 from mazewb.app.state import MAX_CURVE_MAZES, MAZE_FIELDS, ViewState, from_slice
 from mazewb.app.zoo import PREFIX, Zoo
 from mazewb.errors import StateError
 
 COMPARE_SELECT, VF_A, VF_B, OUTCOMES = "compare-agent", "compare-vf-a", "compare-vf-b", "compare-outcomes"
+COMPARE_PICK, COMPARE_SHOWN = "compare-pick", "compare-shown"
 CURVE_GRAPH, CURVE_TABLE = "curve-graph", "curve-table"
 FIELDS = (*MAZE_FIELDS, "arrows", "compare", "curve_mazes")
 KEY_FIELDS = (*MAZE_FIELDS, "arrows", "compare")
@@ -60,7 +61,7 @@ def on_compare(s: ViewState, value: Any, c: EventContext) -> ViewState | Outcome
     return Outcome(replace(s, compare=value), f"Agent B: {lp.label}.")
 
 
-EVENTS = (Event(COMPARE_SELECT, "value", on_compare),)
+EVENTS = (Event(COMPARE_PICK, "data", picked(on_compare)),)
 
 
 def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
@@ -75,6 +76,8 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                             id=COMPARE_SELECT, options=[], value=None, clearable=False, style={"width": "340px"}
                         ),
                     ),
+                    dcc.Store(id=COMPARE_PICK),
+                    dcc.Store(id=COMPARE_SHOWN),
                 ],
                 className="row",
             ),
@@ -272,16 +275,20 @@ def register(app: Dash, wb: Any) -> None:
     @app.callback(
         Output(COMPARE_SELECT, "options"),
         Output(COMPARE_SELECT, "value"),
+        Output(COMPARE_SHOWN, "data"),
         Input(ids.slice_store("compare"), "data"),
         State(COMPARE_SELECT, "value"),
     )
     def show_b(data: Any, shown: Any) -> tuple:
-        # the value only when it differs from what the selector shows (no echo into on_compare)
+        # the value only when it differs from what the selector shows; COMPARE_SHOWN keeps the
+        # value set here out of COMPARE_PICK (model.PICK_JS)
         try:
             options, b = b_options(wb, from_slice(data, FIELDS))
         except Exception:  # noqa: BLE001 - a crafted store or a failed load: the figures report it
-            return no_update, no_update
-        return options, (no_update if shown == b else b)
+            return no_update, no_update, no_update
+        return options, (no_update if shown == b else b), b
+
+    quiet_select(app, COMPARE_SELECT, COMPARE_PICK, COMPARE_SHOWN)
 
     job_callbacks(
         app,

@@ -20,6 +20,16 @@ from mazewb.errors import CheckpointError, StateError
 CKPT_PATH, CKPT_LOAD, CKPT_DEFAULT, CKPT_UPLOAD = "ckpt-path", "ckpt-load", "ckpt-default", "ckpt-upload"
 CARD, PATH_OFF = "model-card", "ckpt-path-off"
 AGENT_SELECT, ZOO_TABLE = "agent-select", "zoo-table"
+AGENT_PICK, AGENT_SHOWN = "agent-pick", "agent-shown"
+PICK_JS = """
+function(value, shown) {
+    if (value === null || value === undefined || value === shown) { return window.dash_clientside.no_update; }
+    return {value: value, at: Date.now()};
+}
+"""
+"""A selector's user choice, into its pick store, but not the value the server just showed in it
+(that store says which): so setting a selector never echoes into the view-state callback, where
+an echo computed from a stale state could lose an event made meanwhile."""
 FIELDS = ("checkpoint",)
 
 
@@ -51,6 +61,27 @@ def on_select(s: ViewState, value: Any, c: EventContext) -> ViewState | Outcome:
     return Outcome(replace(s, checkpoint=value), f"Switched to {lp.label}: {region_badge(lp.region)}.")
 
 
+def picked(handler: Any) -> Any:
+    """A handler of a selector's value as the handler of its pick store (``PICK_JS``)."""
+
+    def handle(s: ViewState, data: Any, c: EventContext) -> ViewState | Outcome:
+        if data is None:
+            return s
+        if not isinstance(data, dict) or set(data) - {"value", "at"}:
+            raise StateError("the choice was not understood")
+        return handler(s, data.get("value"), c)
+
+    return handle
+
+
+def quiet_select(app: Dash, select: str, pick: str, shown: str) -> None:
+    """Wire ``PICK_JS``: the user's choices in ``select`` go to the store ``pick``, the value the
+    server set (also written to the store ``shown``) does not."""
+    app.clientside_callback(
+        PICK_JS, Output(pick, "data"), Input(select, "value"), State(shown, "data"), prevent_initial_call=True
+    )
+
+
 def on_default(s: ViewState, _: Any, c: EventContext) -> Outcome:
     lp = c.services.policy("default")
     return Outcome(replace(s, checkpoint="default"), f"Loaded {lp.label}.")
@@ -68,7 +99,7 @@ def on_upload(s: ViewState, contents: Any, c: EventContext) -> ViewState | Outco
 EVENTS = (
     Event(CKPT_LOAD, "n_clicks", on_load, states=((CKPT_PATH, "value"),)),
     Event(CKPT_DEFAULT, "n_clicks", on_default),
-    Event(AGENT_SELECT, "value", on_select),
+    Event(AGENT_PICK, "data", picked(on_select)),
     Event(CKPT_UPLOAD, "contents", on_upload, states=((CKPT_UPLOAD, "filename"),), reset=True),
 )
 
@@ -150,6 +181,8 @@ def agent_selector() -> html.Div:
                 style={"width": "340px"},
             ),
             html.Span("the zoo is on the Model tab", className="hint"),
+            dcc.Store(id=AGENT_PICK),
+            dcc.Store(id=AGENT_SHOWN, data="default"),
         ],
         className="row agent-row",
     )
@@ -213,23 +246,25 @@ def register(app: Dash, wb: Any) -> None:
     @app.callback(
         Output(AGENT_SELECT, "options"),
         Output(AGENT_SELECT, "value"),
+        Output(AGENT_SHOWN, "data"),
         Input(ids.slice_store("model"), "data"),
         State(AGENT_SELECT, "value"),
     )
     def show_selector(data: Any, shown: Any) -> tuple:
-        # The value is set only when it differs from what the selector shows (the checkpoint
-        # changed elsewhere: a link, a load, an upload); that echo fires on_select with the
-        # current checkpoint, which changes nothing.
+        # the value only when it differs from what the selector shows (the checkpoint changed
+        # elsewhere: a link, a load, an upload); AGENT_SHOWN keeps it out of AGENT_PICK
         try:
             checkpoint = from_slice(data, FIELDS).checkpoint
         except Exception:  # noqa: BLE001 - a crafted store: keep the selector as it is
-            return no_update, no_update
+            return no_update, no_update, no_update
         try:
             label = wb.policy(checkpoint).label
         except Exception:  # noqa: BLE001 - the card callback reports it
             label = checkpoint
         value = no_update if shown == checkpoint else checkpoint
-        return agent_options(wb.registry.zoo.entries(), checkpoint, label), value
+        return agent_options(wb.registry.zoo.entries(), checkpoint, label), value, checkpoint
+
+    quiet_select(app, AGENT_SELECT, AGENT_PICK, AGENT_SHOWN)
 
     @app.callback(
         Output(ZOO_TABLE, "children"),
