@@ -14,7 +14,6 @@ from mazewb.app.compute import Workbench
 from mazewb.app.dispatch import Dispatcher
 from mazewb.app.jobs import JobCancelled, JobContext
 from mazewb.app.layout import load_panels
-from mazewb.app.panel import EventContext, Outcome
 from mazewb.app.panels import compare, model
 from mazewb.app.state import ViewState, from_query, state_from_dict, state_to_dict, to_query
 from mazewb.app.zoo import Zoo
@@ -110,50 +109,32 @@ def test_store_values_of_the_new_fields_are_validated() -> None:
 
 
 # --- handlers ------------------------------------------------------------------------------------
-def test_agent_selector_switches_to_a_zoo_agent_by_id(wb) -> None:  # noqa: ANN001
-    c = EventContext({}, wb)
-    s = ViewState(seed=SEED)
-    out = model.on_select(s, "zoo:region1", c)
-    assert isinstance(out, Outcome) and out.state.checkpoint == "zoo:region1" and "region1" in out.message
-    assert model.on_select(out.state, "zoo:region1", c) == out.state  # the selector echoing the state
-    assert model.on_select(s, None, c) == s
-    for bad in ("path:/etc/passwd", "zoo:missing", "upload:0123456789abcdef", 3, ["zoo:region1"]):
-        with pytest.raises(StateError):
-            model.on_select(s, bad, c)
-
-
-def test_agent_b_defaults_to_the_first_other_agent_and_is_chosen_from_the_zoo(wb) -> None:  # noqa: ANN001
+def test_agent_b_defaults_to_the_first_other_agent() -> None:
     assert compare.agent_b(["default", "zoo:region1"], "default", None) == "zoo:region1"
     assert compare.agent_b(["default", "zoo:region1"], "zoo:region1", None) == "default"
     assert compare.agent_b(["default"], "default", None) == "default"
     assert compare.agent_b(["default", "zoo:region1"], "default", "default") == "default"
-    c = EventContext({}, wb)
-    s = ViewState(seed=SEED)
-    assert compare.on_compare(s, "zoo:region1", c) == s  # already B: nothing to change
-    out = compare.on_compare(s, "default", c)
-    assert out.state.compare == "default"
-    for bad in ("path:/etc/passwd", "zoo:nope", 1.5):
-        with pytest.raises(StateError):
-            compare.on_compare(s, bad, c)
 
 
-def test_the_dispatcher_routes_both_selectors_and_the_link_carries_them(wb) -> None:  # noqa: ANN001
+def test_the_selectors_are_controls_of_the_declared_table(wb) -> None:  # noqa: ANN001
+    """The agent selector (every tab) sets the checkpoint, agent B's the compare field; both
+    validated by the table's kind, and the link carries them."""
     disp = Dispatcher(load_panels())
     s = ViewState(seed=SEED)
-    out = disp.handle(s, "agent-pick.data", {"agent-pick.data": {"value": "zoo:region1", "at": 1}}, wb)
+    out = disp.handle(s, "agent-select.value", {"agent-select.value": "zoo:region1"}, wb)
     assert out.state.checkpoint == "zoo:region1"
-    same = disp.handle(out.state, "compare-pick.data", {"compare-pick.data": {"value": "default", "at": 2}}, wb)
-    assert same.state == out.state  # B is already the first other agent: the link stays short
-    out = disp.handle(out.state, "compare-pick.data", {"compare-pick.data": {"value": "zoo:region1", "at": 3}}, wb)
-    for bad in ("zoo:region1", ["zoo:region1"], {"value": "zoo:region1", "x": 1}, {"value": "path:/etc/passwd"}):
+    out = disp.handle(out.state, "compare-agent.value", {"compare-agent.value": "default"}, wb)
+    assert (out.state.checkpoint, out.state.compare) == ("zoo:region1", "default")
+    assert "ckpt=zoo:region1" in to_query(out.state) and "cmp=default" in to_query(out.state)
+    same = disp.handle(out.state, "agent-select.value", {"agent-select.value": None}, wb)
+    assert same.state == out.state  # a menu that lost its value changes nothing
+    for control, bad in (("agent-select", "/etc/passwd"), ("agent-select", 3), ("compare-agent", ["x"])):
         with pytest.raises(StateError):
-            disp.handle(out.state, "agent-pick.data", {"agent-pick.data": bad}, wb)
-    assert (out.state.checkpoint, out.state.compare) == ("zoo:region1", "zoo:region1")
-    assert "ckpt=zoo:region1" in to_query(out.state) and "cmp=zoo:region1" in to_query(out.state)
+            disp.handle(out.state, f"{control}.value", {f"{control}.value": bad}, wb)
     loaded = disp.handle(None, "url.search", {"url.search": to_query(out.state)}, wb).state
     assert loaded == out.state
     bad = disp.handle(None, "url.search", {"url.search": "?ckpt=zoo:missing"}, wb)
-    assert bad.state.checkpoint == "default" and bad.error
+    assert bad.state.checkpoint == "default" and bad.error  # a name the server does not list
 
 
 def test_zoo_table_links_carry_the_view_under_each_agent(wb) -> None:  # noqa: ANN001

@@ -63,7 +63,7 @@ def test_switch_agent_compare_two_agents_and_the_link_carries_them(page, zoo_ser
     page.get_by_role("option", name="region1 (region 1)").click()
     page.wait_for_function("() => window.location.search.includes('ckpt=zoo:region1')")
     wait_for_change(page, "vf-graph", before)  # the Behaviour tab now shows the region-1 agent
-    contains(page.locator("#notice"), "zoo agent region1")
+    contains(page.locator("#model-badge"), "zoo agent region1")
     contains(page.locator("#region-badge"), "top-right 1x1")
     # the Model tab lists the zoo, with a load link back to the default agent
     page.click("#tabs >> text=Model")

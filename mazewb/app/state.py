@@ -361,6 +361,9 @@ class Checkpoint(Kind):
             raise StateError(f"{what} must be 'default', 'zoo:NAME', 'path:FILE' or 'upload:HASH', got {_short(value)}")
         return value
 
+    def from_control(self, old: Any, i: int, value: Any, what: str) -> Any:  # noqa: ARG002
+        return old if value is None else self.check(value, what)  # a menu that lost its value
+
 
 @dataclass(frozen=True)
 class Multi(Kind):
@@ -583,7 +586,7 @@ def _new_seed(old: ViewState, new: ViewState) -> ViewState:  # noqa: ARG001
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("checkpoint", "ckpt", Checkpoint(), "checkpoint"),
+    Field("checkpoint", "ckpt", Checkpoint(), "checkpoint", ("agent-select",)),
     Field("seed", "seed", Int(0, MAX_SEED), "seed", ("seed",), after=_new_seed),
     Field("maze_rows", "maze", MazeRows(), "maze"),
     Field("background", "bg", Int(0, 63), "background"),
@@ -616,7 +619,7 @@ FIELDS: tuple[Field, ...] = (
     Field("episode_seed", "eps", Int(0, MAX_SEED), "episode seed", ("episode-seed",)),
     Field("stats_mazes", "sn", Int(10, MAX_STATS_MAZES), "number of mazes", ("stats-n",)),
     Field("stats_start", "ss", Int(0, MAX_SEED), "first seed", ("stats-start",)),
-    Field("compare", "cmp", Checkpoint(optional=True), "agent B"),
+    Field("compare", "cmp", Checkpoint(optional=True), "agent B", ("compare-agent",)),
     Field("curve_mazes", "cn", Int(10, MAX_CURVE_MAZES), "region curve level seeds", ("curve-n",)),
 )
 """The view-state table: every field once, with its URL key, type and bounds, and controls."""

@@ -12,7 +12,6 @@ URL ``cn``) as a background job, and draws ``mazewb.plots.region_curve_figure``.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
@@ -22,15 +21,13 @@ from mazewb.app import ids
 from mazewb.app import widgets as w
 from mazewb.app.jobs import JobContext
 from mazewb.app.jobview import job_callbacks, job_layout
-from mazewb.app.panel import Event, EventContext, Outcome, PageConfig, Panel, lazy_view
-from mazewb.app.panels.model import picked, quiet_select, zoo_of
+from mazewb.app.panel import PageConfig, Panel, lazy_view
 from mazewb.app.present import present
 from mazewb.app.state import MAX_CURVE_MAZES, MAZE_FIELDS, ViewState, from_slice
 from mazewb.app.zoo import PREFIX, Zoo
 from mazewb.errors import StateError
 
 COMPARE_SELECT, VF_A, VF_B, OUTCOMES = "compare-agent", "compare-vf-a", "compare-vf-b", "compare-outcomes"
-COMPARE_PICK, COMPARE_SHOWN = "compare-pick", "compare-shown"
 CURVE_GRAPH, CURVE_TABLE = "curve-graph", "curve-table"
 FIELDS = (*MAZE_FIELDS, "arrows", "compare", "curve_mazes")
 KEY_FIELDS = (*MAZE_FIELDS, "arrows", "compare")
@@ -47,23 +44,6 @@ def agent_b(checkpoints: list[str], a: str, compare: str | None) -> str:
     return next((c for c in checkpoints if c != a), a)
 
 
-def on_compare(s: ViewState, value: Any, c: EventContext) -> ViewState | Outcome:
-    """Agent B chosen from the list (the server's zoo, or agent A); unchanged when it is the
-    agent already shown."""
-    if value is None:
-        return s
-    allowed = zoo_of(c.services).checkpoints()
-    if not isinstance(value, str) or value not in [*allowed, s.checkpoint]:
-        raise StateError("choose agent B from the list (this server's zoo)")
-    if value == agent_b(allowed, s.checkpoint, s.compare):
-        return s
-    lp = c.services.policy(value)
-    return Outcome(replace(s, compare=value), f"Agent B: {lp.label}.")
-
-
-EVENTS = (Event(COMPARE_PICK, "data", picked(on_compare)),)
-
-
 def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
     return html.Div(
         [
@@ -76,8 +56,6 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
                             id=COMPARE_SELECT, options=[], value=None, clearable=False, style={"width": "340px"}
                         ),
                     ),
-                    dcc.Store(id=COMPARE_PICK),
-                    dcc.Store(id=COMPARE_SHOWN),
                 ],
                 className="row",
             ),
@@ -274,21 +252,17 @@ def register(app: Dash, wb: Any) -> None:
 
     @app.callback(
         Output(COMPARE_SELECT, "options"),
-        Output(COMPARE_SELECT, "value"),
-        Output(COMPARE_SHOWN, "data"),
+        Output(COMPARE_SELECT, "placeholder"),
         Input(ids.slice_store("compare"), "data"),
-        State(COMPARE_SELECT, "value"),
     )
-    def show_b(data: Any, shown: Any) -> tuple:
-        # the value only when it differs from what the selector shows; COMPARE_SHOWN keeps the
-        # value set here out of COMPARE_PICK (model.PICK_JS)
+    def show_b(data: Any) -> tuple:
+        # options only: the value is the compare field's control (the view-state callback's)
         try:
             options, b = b_options(wb, from_slice(data, FIELDS))
         except Exception:  # noqa: BLE001 - a crafted store or a failed load: the figures report it
-            return no_update, no_update, no_update
-        return options, (no_update if shown == b else b), b
-
-    quiet_select(app, COMPARE_SELECT, COMPARE_PICK, COMPARE_SHOWN)
+            return no_update, no_update
+        label = next((o["label"] for o in options if o["value"] == b), b)
+        return options, f"{label} (the first other agent)"
 
     job_callbacks(
         app,
@@ -302,4 +276,4 @@ def register(app: Dash, wb: Any) -> None:
     )
 
 
-PANEL = Panel(name="compare", label="Compare agents", layout=layout, fields=FIELDS, events=EVENTS, register=register)
+PANEL = Panel(name="compare", label="Compare agents", layout=layout, fields=FIELDS, register=register)

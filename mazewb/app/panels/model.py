@@ -7,29 +7,19 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, dcc, html, no_update
 
 from mazewb.app import ids
 from mazewb.app import widgets as w
 from mazewb.app.guard import guarded
 from mazewb.app.panel import Event, EventContext, Outcome, PageConfig, Panel, decode_upload, file_name
 from mazewb.app.state import ViewState, from_slice, state_from_dict, to_query
-from mazewb.app.zoo import Zoo, ZooEntry
+from mazewb.app.zoo import ZooEntry
 from mazewb.errors import CheckpointError, StateError
 
 CKPT_PATH, CKPT_LOAD, CKPT_DEFAULT, CKPT_UPLOAD = "ckpt-path", "ckpt-load", "ckpt-default", "ckpt-upload"
 CARD, PATH_OFF = "model-card", "ckpt-path-off"
 AGENT_SELECT, ZOO_TABLE = "agent-select", "zoo-table"
-AGENT_PICK, AGENT_SHOWN = "agent-pick", "agent-shown"
-PICK_JS = """
-function(value, shown) {
-    if (value === null || value === undefined || value === shown) { return window.dash_clientside.no_update; }
-    return {value: value, at: Date.now()};
-}
-"""
-"""A selector's user choice, into its pick store, but not the value the server just showed in it
-(that store says which): so setting a selector never echoes into the view-state callback, where
-an echo computed from a stale state could lose an event made meanwhile."""
 FIELDS = ("checkpoint",)
 
 
@@ -42,44 +32,6 @@ def on_load(s: ViewState, _: Any, c: EventContext) -> Outcome:
         raise StateError("that is not a file path")
     lp = c.services.policy(f"path:{path}")
     return Outcome(replace(s, checkpoint=lp.id), f"Loaded {lp.label}.")
-
-
-def zoo_of(services: Any) -> Zoo:
-    """The server's zoo (the registry's; a bundled-folder zoo for services without one)."""
-    zoo = getattr(getattr(services, "registry", None), "zoo", None)
-    return zoo if isinstance(zoo, Zoo) else Zoo()
-
-
-def on_select(s: ViewState, value: Any, c: EventContext) -> ViewState | Outcome:
-    """The agent selector (every tab): switch to a zoo agent, chosen by its id from the server's
-    own list (the selector also shows the current checkpoint, which it may keep)."""
-    if value is None or value == s.checkpoint:
-        return s
-    if not isinstance(value, str) or value not in zoo_of(c.services).checkpoints():
-        raise StateError("choose an agent from the list (this server's zoo)")
-    lp = c.services.policy(value)
-    return Outcome(replace(s, checkpoint=value), f"Switched to {lp.label}: {region_badge(lp.region)}.")
-
-
-def picked(handler: Any) -> Any:
-    """A handler of a selector's value as the handler of its pick store (``PICK_JS``)."""
-
-    def handle(s: ViewState, data: Any, c: EventContext) -> ViewState | Outcome:
-        if data is None:
-            return s
-        if not isinstance(data, dict) or set(data) - {"value", "at"}:
-            raise StateError("the choice was not understood")
-        return handler(s, data.get("value"), c)
-
-    return handle
-
-
-def quiet_select(app: Dash, select: str, pick: str, shown: str) -> None:
-    """Wire ``PICK_JS``: the user's choices in ``select`` go to the store ``pick``, the value the
-    server set (also written to the store ``shown``) does not."""
-    app.clientside_callback(
-        PICK_JS, Output(pick, "data"), Input(select, "value"), State(shown, "data"), prevent_initial_call=True
-    )
 
 
 def on_default(s: ViewState, _: Any, c: EventContext) -> Outcome:
@@ -99,7 +51,6 @@ def on_upload(s: ViewState, contents: Any, c: EventContext) -> ViewState | Outco
 EVENTS = (
     Event(CKPT_LOAD, "n_clicks", on_load, states=((CKPT_PATH, "value"),)),
     Event(CKPT_DEFAULT, "n_clicks", on_default),
-    Event(AGENT_PICK, "data", picked(on_select)),
     Event(CKPT_UPLOAD, "contents", on_upload, states=((CKPT_UPLOAD, "filename"),), reset=True),
 )
 
@@ -169,7 +120,8 @@ def region_badge(region: int | None) -> str:
 
 
 def agent_selector() -> html.Div:
-    """The compact agent selector shown above the maze on every tab (options: the zoo)."""
+    """The compact agent selector shown above the maze on every tab: the control of the view
+    state's checkpoint (options: the server's zoo, and the current checkpoint)."""
     return html.Div(
         [
             html.Span("Agent", className="lbl"),
@@ -181,8 +133,6 @@ def agent_selector() -> html.Div:
                 style={"width": "340px"},
             ),
             html.Span("the zoo is on the Model tab", className="hint"),
-            dcc.Store(id=AGENT_PICK),
-            dcc.Store(id=AGENT_SHOWN, data="default"),
         ],
         className="row agent-row",
     )
@@ -243,28 +193,19 @@ def zoo_table(entries: list[ZooEntry], s: ViewState) -> html.Div:
 def register(app: Dash, wb: Any) -> None:
     msg = ids.message("model")
 
-    @app.callback(
-        Output(AGENT_SELECT, "options"),
-        Output(AGENT_SELECT, "value"),
-        Output(AGENT_SHOWN, "data"),
-        Input(ids.slice_store("model"), "data"),
-        State(AGENT_SELECT, "value"),
-    )
-    def show_selector(data: Any, shown: Any) -> tuple:
-        # the value only when it differs from what the selector shows (the checkpoint changed
-        # elsewhere: a link, a load, an upload); AGENT_SHOWN keeps it out of AGENT_PICK
+    @app.callback(Output(AGENT_SELECT, "options"), Input(ids.slice_store("model"), "data"))
+    def show_selector(data: Any) -> Any:
+        # options only: the value is the checkpoint field's control, set by the view-state
+        # callback (so setting it never fires a second view-state event)
         try:
             checkpoint = from_slice(data, FIELDS).checkpoint
         except Exception:  # noqa: BLE001 - a crafted store: keep the selector as it is
-            return no_update, no_update, no_update
+            return no_update
         try:
             label = wb.policy(checkpoint).label
         except Exception:  # noqa: BLE001 - the card callback reports it
             label = checkpoint
-        value = no_update if shown == checkpoint else checkpoint
-        return agent_options(wb.registry.zoo.entries(), checkpoint, label), value, checkpoint
-
-    quiet_select(app, AGENT_SELECT, AGENT_PICK, AGENT_SHOWN)
+        return agent_options(wb.registry.zoo.entries(), checkpoint, label)
 
     @app.callback(
         Output(ZOO_TABLE, "children"),
