@@ -29,6 +29,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--checkpoint", default=None, help="policy checkpoint to load (default: the bundled agent)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (reloader, dev tools)")
+    p.add_argument("--zoo", default=None, help="folder of zoo agents (*.pt) the app offers (default: checkpoints/zoo)")
     p.add_argument(
         "--allow-path-loading",
         action="store_true",
@@ -55,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
         debug=args.debug,
         allow_path_loading=args.allow_path_loading,
         lessons=args.lessons,
+        zoo=args.zoo,
     )
     return 0
 

@@ -96,11 +96,15 @@ class PolicyRegistry:
         keep: int = 6,
         max_bytes: int = MAX_UPLOAD_BYTES,
         allow_paths: bool = True,
+        zoo: Any = None,
     ):
         self.default_path = Path(default_path) if default_path else None
         self.keep = keep
         self.max_bytes = max_bytes
         self.allow_paths = allow_paths
+        from mazewb.app.zoo import Zoo
+
+        self.zoo = zoo if zoo is not None else Zoo(None, self.default_path)  # 'zoo:NAME' ids
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, tuple[LoadedPolicy, tuple | None]] = OrderedDict()
 
@@ -125,6 +129,8 @@ class PolicyRegistry:
             if not self.allow_paths:
                 raise CheckpointError(PATHS_OFF)
             path = Path(checkpoint[5:]).expanduser()
+        elif checkpoint.startswith("zoo:"):
+            path = self.zoo.path(checkpoint[4:])  # a name in the server's own listing, never a path
         elif checkpoint.startswith("upload:"):
             with self._lock:
                 entry = self._loaded.get(checkpoint)
@@ -137,7 +143,7 @@ class PolicyRegistry:
             )
         else:
             raise CheckpointError(
-                f"unknown checkpoint {checkpoint!r}: expected 'default', 'path:FILE' or 'upload:HASH'"
+                f"unknown checkpoint {checkpoint!r}: expected 'default', 'zoo:NAME', 'path:FILE' or 'upload:HASH'"
             )
         stamp = self._stamp(path)
         with self._lock:
@@ -149,6 +155,7 @@ class PolicyRegistry:
             raise CheckpointError(f"{path}: {stamp[1]:,} bytes, over the limit of {self.max_bytes:,}")
         policy = _fast_layout(load_policy(path))
         label = "bundled agent" if checkpoint == "default" else str(path)
+        label = f"zoo agent {checkpoint[4:]}" if checkpoint.startswith("zoo:") else label
         loaded = LoadedPolicy(
             checkpoint, policy, policy.card.get("sha256", ""), f"{label} ({path.name})", _markdown_card(path)
         )

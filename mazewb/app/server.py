@@ -95,6 +95,7 @@ def create_app(
     allow_path_loading: bool = False,
     panels: Sequence[str] | None = None,
     lessons: Sequence[str | Path] = (),
+    zoo: str | None = None,
 ) -> Dash:
     """A new workbench app; ``checkpoint`` is the agent shown by default (None: the bundled one).
 
@@ -109,6 +110,10 @@ def create_app(
     wb.registry.allow_paths = paths
     if lessons:  # lesson folders besides the built-in lessons; an invalid file stops here (LessonError)
         wb.lessons = lesson_library(lessons)  # type: ignore[attr-defined]
+    if zoo is not None:  # the zoo's folder (default: checkpoints/zoo beside the bundled agent)
+        from mazewb.app.zoo import Zoo
+
+        wb.registry.zoo = Zoo(zoo, wb.registry.default_path)
     app = Dash(
         __name__,
         title="mazewb",
@@ -185,11 +190,14 @@ def serve(
     debug: bool = False,
     allow_path_loading: bool = False,
     lessons: Sequence[str | Path] = (),
+    zoo: str | None = None,
 ) -> None:
     """Run the workbench on waitress (one process, ``THREADS`` threads) until interrupted;
     ``debug``: Dash's development server with its debugger instead (never on a network)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(checkpoint, host=host, allow_path_loading=allow_path_loading, lessons=lessons)
+    app = create_app(
+        checkpoint, host=host, allow_path_loading=allow_path_loading, lessons=lessons, zoo=zoo
+    )
     wb = app.workbench  # type: ignore[attr-defined]
     if not wb.registry.allow_paths:
         print(

@@ -50,6 +50,7 @@ MAX_CHANNEL = 4095
 MAX_GRID_STEPS = 11
 MAX_QUERY_CHARS = 20_000
 MAX_SIZE = 25
+MAX_CURVE_MAZES = 2000
 
 
 def tab_names() -> tuple[str, ...]:
@@ -98,6 +99,8 @@ class ViewState:
     stats_start: int = 0
     lesson: str = ""  # the lesson being played ('' none); its step below (mazewb/app/panels/lesson.py)
     lesson_step: int = 0
+    compare: str | None = None  # agent B of the Compare tab (None: the first other zoo agent)
+    curve_mazes: int = 100  # level seeds 0..N-1 of the region curve (Compare tab)
 
     # --- the maze ------------------------------------------------------------------
     def base_maze(self) -> Maze:
@@ -361,14 +364,22 @@ class LessonName(Kind):
 
 @dataclass(frozen=True)
 class Checkpoint(Kind):
-    """'default', 'path:FILE' or 'upload:HEX16' (whether it loads is the registry's business)."""
+    """'default', 'zoo:NAME', 'path:FILE' or 'upload:HEX16' (whether it loads is the registry's
+    business); None too when ``optional``."""
 
-    def check(self, value: Any, what: str) -> str:
+    optional: bool = False
+
+    def check(self, value: Any, what: str) -> str | None:
+        if value is None and self.optional:
+            return None
         if not isinstance(value, str) or not value or len(value) > 1000 or not value.isprintable():
-            raise StateError(f"{what} must be 'default', 'path:FILE' or 'upload:HASH', got {_short(value)}")
-        if value != "default" and not value.startswith(("path:", "upload:")):
-            raise StateError(f"{what} must be 'default', 'path:FILE' or 'upload:HASH', got {_short(value)}")
+            raise StateError(f"{what} must be 'default', 'zoo:NAME', 'path:FILE' or 'upload:HASH', got {_short(value)}")
+        if value != "default" and not value.startswith(("zoo:", "path:", "upload:")):
+            raise StateError(f"{what} must be 'default', 'zoo:NAME', 'path:FILE' or 'upload:HASH', got {_short(value)}")
         return value
+
+    def from_control(self, old: Any, i: int, value: Any, what: str) -> Any:  # noqa: ARG002
+        return old if value is None else self.check(value, what)  # a menu that lost its value
 
 
 @dataclass(frozen=True)
@@ -592,7 +603,7 @@ def _new_seed(old: ViewState, new: ViewState) -> ViewState:  # noqa: ARG001
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("checkpoint", "ckpt", Checkpoint(), "checkpoint"),
+    Field("checkpoint", "ckpt", Checkpoint(), "checkpoint", ("agent-select",)),
     Field("seed", "seed", Int(0, MAX_SEED), "seed", ("seed",), after=_new_seed),
     Field("maze_rows", "maze", MazeRows(), "maze"),
     Field("background", "bg", Int(0, 63), "background"),
@@ -627,6 +638,8 @@ FIELDS: tuple[Field, ...] = (
     Field("stats_start", "ss", Int(0, MAX_SEED), "first seed", ("stats-start",)),
     Field("lesson", "lesson", LessonName(), "lesson"),
     Field("lesson_step", "step", Int(0, 9999), "lesson step"),
+    Field("compare", "cmp", Checkpoint(optional=True), "agent B", ("compare-agent",)),
+    Field("curve_mazes", "cn", Int(10, MAX_CURVE_MAZES), "region curve level seeds", ("curve-n",)),
 )
 """The view-state table: every field once, with its URL key, type and bounds, and controls."""
 

@@ -16,6 +16,7 @@ PANELS: tuple[str, ...] = (
     "shards",
     "stats",
     "model",
+    "compare",
 )
 """Panel modules in page order; every one but the first ("maze", the left column) is a tab
 whose value (in the URL: ``tab=NAME``) is its module name."""

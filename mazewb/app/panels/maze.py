@@ -158,8 +158,11 @@ EVENTS = (
 
 # --- layout --------------------------------------------------------------------------------------
 def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
+    from mazewb.app.panels.model import agent_selector  # the agent of every view (zoo)
+
     return html.Div(
         [
+            agent_selector(),
             html.Div(
                 [
                     w.field("Level seed", w.num(**w.ctl(s, "seed"), min_=0)),

@@ -13,11 +13,13 @@ from mazewb.app import ids
 from mazewb.app import widgets as w
 from mazewb.app.guard import guarded
 from mazewb.app.panel import Event, EventContext, Outcome, PageConfig, Panel, decode_upload, file_name
-from mazewb.app.state import ViewState, from_slice
+from mazewb.app.state import ViewState, from_slice, state_from_dict, to_query
+from mazewb.app.zoo import ZooEntry
 from mazewb.errors import CheckpointError, StateError
 
 CKPT_PATH, CKPT_LOAD, CKPT_DEFAULT, CKPT_UPLOAD = "ckpt-path", "ckpt-load", "ckpt-default", "ckpt-upload"
 CARD, PATH_OFF = "model-card", "ckpt-path-off"
+AGENT_SELECT, ZOO_TABLE = "agent-select", "zoo-table"
 FIELDS = ("checkpoint",)
 
 
@@ -69,6 +71,8 @@ def layout(s: ViewState, config: PageConfig) -> html.Div:  # noqa: ARG001
     )
     return html.Div(
         [
+            html.H3("The zoo: agents trained with different cheese regions"),
+            html.Div(id=ZOO_TABLE),
             html.H3("Loaded checkpoint"),
             html.Div(id=CARD),
             html.Div(
@@ -115,8 +119,105 @@ def region_badge(region: int | None) -> str:
     return f"trained with the cheese in the top-right {region}x{region}"
 
 
+def agent_selector() -> html.Div:
+    """The compact agent selector shown above the maze on every tab: the control of the view
+    state's checkpoint (options: the server's zoo, and the current checkpoint)."""
+    return html.Div(
+        [
+            html.Span("Agent", className="lbl"),
+            dcc.Dropdown(
+                id=AGENT_SELECT,
+                options=[{"label": "default", "value": "default"}],
+                value="default",
+                clearable=False,
+                style={"width": "340px"},
+            ),
+            html.Span("the zoo is on the Model tab", className="hint"),
+        ],
+        className="row agent-row",
+    )
+
+
+def agent_options(entries: list[ZooEntry], current: str, current_label: str) -> list[dict]:
+    """The selector's options: every zoo agent, and the current checkpoint when it is not one."""
+    options = [{"label": e.label, "value": e.checkpoint, "disabled": bool(e.error)} for e in entries]
+    if current not in {e.checkpoint for e in entries}:
+        options.append({"label": current_label, "value": current})
+    return options
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    return "not stated" if value is None else pattern.format(value)
+
+
+def zoo_table(entries: list[ZooEntry], s: ViewState) -> html.Div:
+    """The zoo as a table; "load" is a link to this same view under that agent."""
+    head = html.Tr(
+        [html.Th(h) for h in ("agent", "training cheese region", "in-distribution P(cheese)", "samples", "")]
+    )
+    rows = []
+    for e in entries:
+        if e.checkpoint == s.checkpoint:
+            action: Any = html.B("loaded")
+        elif e.error:
+            action = html.Span(f"unreadable: {e.error}", className="hint")
+        else:
+            action = dcc.Link("load", href=to_query(replace(s, checkpoint=e.checkpoint)) or "?", className="zoo-load")
+        region = "not stated" if e.region is None else f"top-right {e.region}x{e.region}"
+        name = e.name + (" (UNTRAINED)" if e.untrained else "")
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(name),
+                    html.Td(region),
+                    html.Td(_fmt(e.p_cheese, "{:.3f}")),
+                    html.Td(_fmt(e.samples, "{:,}")),
+                    html.Td(action),
+                ],
+                id=f"zoo-row-{e.name}",
+            )
+        )
+    note = (
+        html.P(
+            "Only the default agent is installed: put agents trained on other cheese regions "
+            "(mazewb checkpoints with a model card stating cheese_region) in the zoo folder, "
+            "or start the server with 'mazewb serve --zoo DIR'.",
+            className="hint",
+        )
+        if len(entries) < 2
+        else html.P("The Compare agents tab shows one maze under two of them, and the region curve.", className="hint")
+    )
+    return html.Div([html.Table([head, *rows], className="outcomes zoo"), note])
+
+
 def register(app: Dash, wb: Any) -> None:
     msg = ids.message("model")
+
+    @app.callback(Output(AGENT_SELECT, "options"), Input(ids.slice_store("model"), "data"))
+    def show_selector(data: Any) -> Any:
+        # options only: the value is the checkpoint field's control, set by the view-state
+        # callback (so setting it never fires a second view-state event)
+        try:
+            checkpoint = from_slice(data, FIELDS).checkpoint
+        except Exception:  # noqa: BLE001 - a crafted store: keep the selector as it is
+            return no_update
+        try:
+            label = wb.policy(checkpoint).label
+        except Exception:  # noqa: BLE001 - the card callback reports it
+            label = checkpoint
+        return agent_options(wb.registry.zoo.entries(), checkpoint, label)
+
+    @app.callback(
+        Output(ZOO_TABLE, "children"),
+        Input(ids.VIEW, "data"),
+        Input(ids.TABS, "value"),
+    )
+    @guarded(1, 0)
+    def show_zoo(data: Any, tab: Any) -> Any:
+        if data is None or tab != "model":  # its links carry the whole view: drawn while shown
+            return no_update
+        s = state_from_dict(data)
+        return zoo_table(wb.registry.zoo.entries(), s)
 
     @app.callback(
         Output(ids.MODEL_BADGE, "children"),
