@@ -72,7 +72,14 @@ def page(browser):  # noqa: ANN001, ANN201
     pg.set_default_timeout(TIMEOUT_MS)
     yield pg
     context.close()
+    errors = [e for e in errors if not any(k in e for k in PLOTLY_UNMOUNT_RACES)]
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+PLOTLY_UNMOUNT_RACES = ("reading '_rangeSliderData'",)
+"""plotly.js errors when a graph is removed (tab switched) while it still draws: its layout is
+already gone. Seen once in ~3 runs of the every-tab test, nothing shows on the page; any other
+JavaScript error still fails the test."""
 
 
 def figure_data(pg, graph_id: str) -> str:  # noqa: ANN001
