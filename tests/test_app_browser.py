@@ -7,10 +7,7 @@ Skipped when Playwright or a Chromium binary is missing (``apt-get install chrom
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,66 +17,35 @@ from mazewb.maze.geometry import FRAME_PIXELS, square_to_pixel_centre
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("MAZEWB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from browser import checked_page, launched, needs_chromium, served  # noqa: E402
+
 TIMEOUT_MS = 60_000
 SEED = 3  # a 5x5 level: fast vector fields (cheese at (2, 2), decision square (0, 2))
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium binary (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):  # noqa: ANN001, ANN201
     """The app on a free port in a background thread, with a small random-init agent."""
-    from werkzeug.serving import make_server
-
     from mazewb.app.server import create_app
     from mazewb.policy import make_placeholder_checkpoint
 
     ckpt = make_placeholder_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", seed=1)
-    app = create_app(str(ckpt))
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    app.workbench.jobs.shutdown()
+    with served(create_app(str(ckpt))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():  # noqa: ANN201
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):  # noqa: ANN001, ANN201
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.set_default_timeout(TIMEOUT_MS)
-    yield pg
-    context.close()
-    errors = [e for e in errors if not any(k in e for k in PLOTLY_UNMOUNT_RACES)]
-    assert not errors, f"JavaScript errors in the page: {errors}"
-
-
-PLOTLY_UNMOUNT_RACES = ("reading '_rangeSliderData'",)
-"""plotly.js errors when a graph is removed (tab switched) while it still draws: its layout is
-already gone. Seen once in ~3 runs of the every-tab test, nothing shows on the page; any other
-JavaScript error still fails the test."""
+    with checked_page(browser, TIMEOUT_MS) as pg:
+        yield pg
 
 
 def figure_data(pg, graph_id: str) -> str:  # noqa: ANN001
@@ -260,17 +226,12 @@ def test_activations_and_a_bad_checkpoint_upload(page, server, tmp_path) -> None
 def test_a_server_reachable_from_elsewhere_refuses_checkpoint_paths(page, tmp_path) -> None:  # noqa: ANN001
     """An app made for a non-loopback host (served here on 127.0.0.1 for the test) says in the
     page that loading by server path is off, from a link and from the Model tab."""
-    from werkzeug.serving import make_server
-
     from mazewb.app.server import create_app
     from mazewb.policy import make_placeholder_checkpoint
 
     ckpt = make_placeholder_checkpoint(tmp_path / "other.pt", seed=2)
-    app = create_app(str(ckpt), host="0.0.0.0")
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        open_app(page, f"http://127.0.0.1:{srv.server_port}", f"?ckpt=path:{ckpt}&tab=model")
+    with served(create_app(str(ckpt), host="0.0.0.0")) as url:
+        open_app(page, url, f"?ckpt=path:{ckpt}&tab=model")
         playwright_api.expect(page.locator("#notice")).to_have_class("notice error")
         playwright_api.expect(page.locator("#notice")).to_contain_text("switched off")
         playwright_api.expect(page.locator("#ckpt-path-off")).to_contain_text("--allow-path-loading")
@@ -278,9 +239,6 @@ def test_a_server_reachable_from_elsewhere_refuses_checkpoint_paths(page, tmp_pa
         page.click("#ckpt-load")  # a new message, the refusal itself
         playwright_api.expect(page.locator("#notice")).to_have_text(re.compile(r"^Loading a checkpoint by its path"))
         playwright_api.expect(page.locator("#model-card")).to_contain_text("bundled agent")
-    finally:
-        srv.shutdown()
-        app.workbench.jobs.shutdown()
 
 
 def retype(pg, box: str, value: str) -> None:  # noqa: ANN001

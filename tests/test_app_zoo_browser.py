@@ -4,26 +4,23 @@ helpers of tests/test_app_browser.py; skipped where they are (no Playwright, no 
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 
+from browser import needs_chromium, served  # noqa: E402
 from test_app_browser import (  # noqa: E402, F401 - fixtures
-    CHROMIUM,
     SEED,
     TIMEOUT_MS,
     browser,
     open_app,
-    wait_for_change,
     page,
     playwright_api,
+    wait_for_change,
     wait_for_figure,
 )
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium binary (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 def contains(locator, text: str) -> None:  # noqa: ANN001
@@ -34,7 +31,6 @@ def contains(locator, text: str) -> None:  # noqa: ANN001
 def zoo_server(tmp_path_factory):  # noqa: ANN001, ANN201
     """The app with a random-init default agent and a zoo folder holding one 'region 1' agent."""
     import torch
-    from werkzeug.serving import make_server
 
     from mazewb.app.server import create_app
     from mazewb.policy import ImpalaPolicy, make_placeholder_checkpoint
@@ -46,13 +42,8 @@ def zoo_server(tmp_path_factory):  # noqa: ANN001, ANN201
         torch.manual_seed(7)
         policy = ImpalaPolicy(scale=1)
     save_policy(policy, zoo / "region1.pt", {"cheese_region": 1, "samples": 1234})
-    app = create_app(str(ckpt), zoo=str(zoo))
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    app.workbench.jobs.shutdown()
+    with served(create_app(str(ckpt), zoo=str(zoo))) as url:
+        yield url
 
 
 def test_switch_agent_compare_two_agents_and_the_link_carries_them(page, zoo_server) -> None:  # noqa: ANN001, F811

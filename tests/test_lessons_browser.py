@@ -6,11 +6,7 @@ is revealed on a click; next and reset work. One server and one headless Chromiu
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -20,59 +16,34 @@ from mazewb.lessons import load_lesson, render_step
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-# the Chromium setup of tests/test_app_browser.py
-CHROMIUM = os.environ.get("MAZEWB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from browser import checked_page, launched, needs_chromium, served  # noqa: E402
+
 TIMEOUT_MS = 90_000
 LESSON = "shards"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium binary (apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server():  # noqa: ANN201
     """The app on a free port in a background thread, on the bundled agent (the lesson's)."""
-    from werkzeug.serving import make_server
-
     from mazewb.app.server import create_app
 
-    app = create_app()
-    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    app.workbench.jobs.shutdown()
+    with served(create_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():  # noqa: ANN201
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
 def page(browser):  # noqa: ANN001, ANN201
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.set_default_timeout(TIMEOUT_MS)
-    playwright_api.expect.set_options(timeout=TIMEOUT_MS)
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    with checked_page(browser, TIMEOUT_MS) as pg:
+        playwright_api.expect.set_options(timeout=TIMEOUT_MS)
+        yield pg
 
 
 def _plain(markdown: str) -> str:
