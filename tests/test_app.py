@@ -25,6 +25,7 @@ from mazewb.app.state import (
     state_to_dict,
     to_query,
 )
+from mazewb.app.wire import update_body
 from mazewb.errors import AnalysisError, MazeError
 
 LAYERS = {"embedder.block2.res1.resadd_out": (32, 16, 16), "embedder.block3.res2.resadd_out": (32, 8, 8)}
@@ -352,14 +353,7 @@ def _on_event(app, trigger: str, values: dict, states: dict) -> dict:  # noqa: A
     endpoint) with ``values`` for some inputs and ``states``; returns the outputs it changed."""
     key = next(k for k in app.callback_map if k.startswith("..url.search..."))
     spec = app.callback_map[key]
-    outputs = [dict(zip(("id", "property"), o.split(".", 1), strict=True)) for o in key.strip(".").split("...")]
-    body = {
-        "output": key,
-        "outputs": outputs,
-        "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in spec["inputs"]],
-        "state": [{**s, "value": states.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
-        "changedPropIds": [trigger],
-    }
+    body = update_body(key, spec["inputs"], spec["state"], trigger, values, states)
     reply = app.server.test_client().post("/_dash-update-component", json=body)
     assert reply.status_code == 200, reply.data[:500]
     return reply.get_json()["response"]

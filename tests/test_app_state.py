@@ -35,6 +35,7 @@ from mazewb.app.state import (
     state_to_dict,
     to_query,
 )
+from mazewb.app.wire import update_body
 from mazewb.errors import CheckpointError, MazewbError, StateError
 from mazewb.policy.impala import ImpalaPolicy
 
@@ -323,19 +324,7 @@ def fire(app, output: str, trigger: str, values: dict | None = None, states: dic
     values, states = values or {}, states or {}
     key = next(k for k in app.callback_map if output in k.strip(".").split("..."))
     spec = app.callback_map[key]
-    if key.startswith(".."):
-        outputs: Any = [
-            dict(zip(("id", "property"), o.split(".", 1), strict=True)) for o in key.strip(".").split("...")
-        ]
-    else:
-        outputs = dict(zip(("id", "property"), key.split(".", 1), strict=True))
-    body = {
-        "output": key,
-        "outputs": outputs,
-        "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in spec["inputs"]],
-        "state": [{**s, "value": states.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
-        "changedPropIds": [trigger],
-    }
+    body = update_body(key, spec["inputs"], spec["state"], trigger, values, states)
     reply = app.server.test_client().post("/_dash-update-component", json=body)
     return reply.status_code, (reply.get_json() or {}).get("response") if reply.status_code == 200 else reply.data
 

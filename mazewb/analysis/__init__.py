@@ -57,6 +57,7 @@ from mazewb.analysis.patching import (
     zero_ablation,
 )
 from mazewb.analysis.rollouts import RolloutSummary, Trajectory, sample_rollouts, summarize_rollouts
+from mazewb.analysis.spec import SteerSpec, effective_spec, spec_interventions
 from mazewb.analysis.stats import (
     FEATURES,
     GLOSSARY,
@@ -67,7 +68,6 @@ from mazewb.analysis.stats import (
     qualifying_sample,
     regression_warnings,
 )
-from mazewb.analysis.spec import SteerSpec, effective_spec, spec_interventions
 from mazewb.analysis.steering import (
     CHEESE_CHANNELS_TURNER,
     EFFECTIVE_CHANNELS_TURNER,

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from typing import Any
 
+from mazewb.app.wire import update_body
 from mazewb.cli import command
 from mazewb.errors import ConfigError
 
@@ -64,20 +65,7 @@ class Client:
 
     def call(self, output: str, trigger: str, values: dict[str, Any]) -> tuple[int, Any, float]:
         d = self.spec(output)
-        key = d["output"]
-        if key.startswith(".."):
-            outputs: Any = [
-                dict(zip(("id", "property"), o.split(".", 1), strict=True)) for o in key.strip(".").split("...")
-            ]
-        else:
-            outputs = dict(zip(("id", "property"), key.split(".", 1), strict=True))
-        body = {
-            "output": key,
-            "outputs": outputs,
-            "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in d["inputs"]],
-            "state": [{**s, "value": values.get(f"{s['id']}.{s['property']}")} for s in d["state"]],
-            "changedPropIds": [trigger],
-        }
+        body = update_body(d["output"], d["inputs"], d["state"], trigger, values)
         req = urllib.request.Request(
             self.base + "/_dash-update-component",
             data=json.dumps(body).encode(),
