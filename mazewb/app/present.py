@@ -26,26 +26,35 @@ def _is_marker(trace) -> bool:  # noqa: ANN001
 def present(fig, height: int, maze: bool = True, legend: bool = True):  # noqa: ANN001, ANN201
     """App styling of a ``mazewb.plots`` figure: size, large type, room for the modebar above
     the picture; for maze figures no axes and a legend of the markers only."""
-    fig.update_layout(
+    hidden = dict(visible=False, fixedrange=True)
+    layout: dict[str, Any] = dict(
         height=height,
         width=None,
         font=FONT,
         title=dict(font=dict(size=17), x=0.5, xanchor="center"),
-        margin=dict(l=10, r=10, t=48, b=10),
+        margin=dict(l=10, r=10, t=48, b=40 if maze and legend else 10),
         paper_bgcolor="white",
         plot_bgcolor="white",
         dragmode=False,
     )
-    compact(fig)
     if maze:
-        fig.update_xaxes(visible=False, fixedrange=True)
-        fig.update_yaxes(visible=False, fixedrange=True)
-        fig.update_traces(showlegend=False)
         if legend:
-            fig.update_traces(showlegend=True, selector=_is_marker)
-            fig.update_layout(legend=dict(orientation="h", y=-0.02, yanchor="top", x=0.5, xanchor="center"))
-            fig.update_layout(margin=dict(b=40))
+            layout["legend"] = dict(orientation="h", y=-0.02, yanchor="top", x=0.5, xanchor="center")
+        for trace in fig.data:
+            trace.showlegend = legend and _is_marker(trace)
+        if _has_subplots(fig):
+            fig.update_xaxes(**hidden)
+            fig.update_yaxes(**hidden)
+        else:
+            layout.update(xaxis=hidden, yaxis=hidden)
+    fig.update_layout(**layout)  # one call: each update_* call costs plotly a full relayout pass
+    compact(fig)
     return fig
+
+
+def _has_subplots(fig) -> bool:  # noqa: ANN001
+    """More than one x or y axis (make_subplots): then every axis is styled, not only the first."""
+    return any(key[:5] in ("xaxis", "yaxis") and key not in ("xaxis", "yaxis") for key in fig.layout.to_plotly_json())
 
 
 def compact(fig) -> None:  # noqa: ANN001
@@ -57,7 +66,9 @@ def compact(fig) -> None:  # noqa: ANN001
             continue
         for axis in ("x", "y"):
             values = getattr(trace, axis)
-            if isinstance(values, tuple | list):
+            if isinstance(values, np.ndarray) and values.dtype != np.float32:
+                setattr(trace, axis, values.astype(np.float32))
+            elif isinstance(values, tuple | list):
                 setattr(trace, axis, np.array([np.nan if v is None else v for v in values], dtype=np.float32))
 
 

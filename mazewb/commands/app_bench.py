@@ -205,6 +205,8 @@ def _run(args: argparse.Namespace) -> int:
                     )
                     raise
                 elapsed = page.evaluate(_ELAPSED) / 1000
+                parts = page.evaluate("() => Object.fromEntries(Object.entries(window.__first)"
+                                      ".map(([k, v]) => [k, Math.round(v - window.__t0)]))")
                 current = current.with_cheese(sq)
                 forward = _bare_forward(lp.policy, current)
                 if i == 0:
@@ -213,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
                 bare.append(forward)
                 print(
                     f"  edit {i}: cheese to {sq}: figures updated after {elapsed * 1000:.0f} ms; "
-                    f"bare forward {forward * 1000:.0f} ms"
+                    f"bare forward {forward * 1000:.0f} ms; drawn at (ms) {parts}"
                 )
             browser.close()
     finally:

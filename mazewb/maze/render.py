@@ -21,11 +21,14 @@ from mazewb.maze.procgen_state import entity_field_offset, write_state
 
 
 class Renderer:
-    """A reusable pool of ``batch`` procgen envs; thread-safe (calls are serialized)."""
+    """A reusable pool of ``batch`` procgen envs; thread-safe. Observations and display frames
+    use separate envs under separate locks, so the app's maze picture is not held up behind a
+    vector field's rendering."""
 
     def __init__(self, batch: int = 64) -> None:
         self.batch = batch
-        self._lock = threading.Lock()
+        self._obs_lock = threading.Lock()
+        self._frame_lock = threading.Lock()
         self._obs_env = None
         self._frame_env = None
 
@@ -79,7 +82,7 @@ class Renderer:
     def observations_from_states(self, states: Sequence[bytes]) -> np.ndarray:
         """uint8 (N, 64, 64, 3) observations of arbitrary serialized states."""
         out = np.empty((len(states), 64, 64, 3), dtype=np.uint8)
-        with self._lock:
+        with self._obs_lock:
             env = self._env(frame=False)
             for start in range(0, len(states), self.batch):
                 chunk = list(states[start : start + self.batch])
@@ -92,14 +95,14 @@ class Renderer:
     def frame(self, maze: Maze, facing_right: bool = False) -> np.ndarray:
         """uint8 (512, 512, 3): the game's human-view frame of the maze with its mouse."""
         state = self.states(maze, [maze.mouse], facing_right)[0]
-        with self._lock:
+        with self._frame_lock:
             env = self._env(frame=True)
             env.callmethod("set_state", [state])
             # set_state redraws at once; the human frame comes back through get_info.
             return env.get_info()[0]["rgb"].copy()
 
     def close(self) -> None:
-        with self._lock:
+        with self._obs_lock, self._frame_lock:
             for env in (self._obs_env, self._frame_env):
                 if env is not None:
                     env.close()
