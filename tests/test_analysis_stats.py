@@ -277,3 +277,18 @@ def test_cli_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["bench-reuse", *bench_args]) == 0
     bench = json.loads(capsys.readouterr().out)
     assert bench["reuse_exactly_equal"] is True and bench["vfield_over_forward"] > 0
+
+
+def test_arrow_segments_draw_each_arrow_as_shaft_and_two_heads() -> None:
+    # Arrays with NaN breaks (no per-element plotly validation): per arrow 9 points, shaft then two
+    # heads at 25 degrees, each followed by a break; arrows shorter than 1e-3 are left out.
+    x0, y0 = np.array([1.0, 2.0, 3.0]), np.array([0.0, 5.0, 1.0])
+    dx, dy = np.array([0.5, 0.0, 1e-4]), np.array([0.0, -0.4, 0.0])
+    xs, ys = plots._arrow_segments(x0, y0, dx, dy)
+    assert xs.shape == ys.shape == (18,)
+    assert np.isnan(xs[2::3]).all() and np.isnan(ys[2::3]).all()
+    assert np.allclose(xs[[0, 1, 3, 6]], [1.0, 1.5, 1.5, 1.5]) and np.allclose(ys[[0, 1]], [0.0, 0.0])
+    back = np.radians(180 - 25)  # a head of an arrow pointing right goes back up at 155 degrees
+    assert np.isclose(xs[4], 1.5 + 0.3 * 0.5 * np.cos(back)) and np.isclose(abs(ys[4]), 0.3 * 0.5 * np.sin(back))
+    assert np.isclose(ys[4], -ys[7])  # the two heads mirror each other
+    assert np.allclose(xs[9:11], [2.0, 2.0]) and np.allclose(ys[9:11], [5.0, 4.6])
