@@ -21,17 +21,18 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from mazewb.errors import MazewbError
-from mazewb.policy import ImpalaPolicy
-from mazewb.policy.checkpoint import FORMAT, load_policy_bytes
 
-Work = Callable[..., pd.DataFrame]
+if TYPE_CHECKING:  # torch and pandas load on first use: the CLI's parser imports this module
+    import pandas as pd
+
+    from mazewb.policy import ImpalaPolicy
+
+Work = Callable[..., "pd.DataFrame"]
 """``work(policy, chunk, **kwargs) -> table``: a module-level function (so workers import it)."""
 
 RAY_INSTALL_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray==2.60.0")'
@@ -78,6 +79,10 @@ class LocalExecutor:
 
 def policy_payload(policy: ImpalaPolicy) -> tuple[bytes, dict[str, Any]]:
     """The policy as mazewb checkpoint bytes (CPU state dict, format tag) and its card."""
+    import torch
+
+    from mazewb.policy.checkpoint import FORMAT
+
     state_dict = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in policy.state_dict().items()}
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "state_dict": state_dict, "card": {}}, buffer)
@@ -87,6 +92,8 @@ def policy_payload(policy: ImpalaPolicy) -> tuple[bytes, dict[str, Any]]:
 def policy_from_payload(payload: tuple[bytes, dict[str, Any]]) -> ImpalaPolicy:
     """Rebuild a policy from ``policy_payload`` with the safe checkpoint loader (no pickled code
     runs), on CUDA when this worker has a GPU, with the original card."""
+    from mazewb.policy.checkpoint import load_policy_bytes
+
     data, card = payload
     policy = load_policy_bytes(data, str(card.get("file") or "policy"), max_bytes=len(data))
     policy.card = dict(card)

@@ -192,3 +192,21 @@ def test_usage_errors_escape_what_the_user_typed() -> None:
     with pytest.raises(SystemExit) as info, contextlib.redirect_stderr(err):
         parser.parse_args(["vfield", "--seed", "1\nTraceback (most recent call last):"])
     assert info.value.code == 2 and err.getvalue().count("\n") == 1
+
+
+def test_the_parser_starts_without_torch() -> None:
+    # `mazewb --help` and every subcommand's options come from argparse and plain dataclasses;
+    # torch (~2 CPU s to import here) loads only when a command runs.
+    script = textwrap.dedent(
+        """
+        import contextlib, io, sys
+        import mazewb.cli as cli
+        for argv in (["--help"], ["train", "fast", "--help"], ["eval", "--help"], ["stats", "--help"]):
+            with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
+                cli.main(argv)
+        print(sorted(m for m in ("torch", "pandas", "dash", "plotly") if m in sys.modules))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

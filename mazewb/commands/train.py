@@ -33,8 +33,7 @@ def _given(args: argparse.Namespace, config_cls: type) -> dict[str, Any]:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from mazewb.train.fast import FastConfig
-    from mazewb.train.ppo import PPOConfig
+    from mazewb.train.config import FastConfig, PPOConfig
 
     sub = p.add_subparsers(dest="trainer", required=True)
     fast = sub.add_parser(

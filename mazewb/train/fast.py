@@ -25,7 +25,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,43 +49,10 @@ from mazewb.train.common import (
     restore_training,
     resumed_config,
 )
+from mazewb.train.config import FastConfig
 from mazewb.train.data import BatchProducer, MazeBatch
 from mazewb.train.evaluate import Evaluator
 from mazewb.train.exact import rl_loss
-
-
-@dataclass
-class FastConfig:
-    """Settings of a fast-trainer run (all saved in the run's checkpoints)."""
-
-    name: str = "fast"
-    runs_dir: str = "runs"
-    region: int = 5  # cheese in the maze's top-right region x region squares
-    scale: int = 1  # IMPALA width multiplier (Langosco et al.: 4)
-    samples: int = 30_000_000  # budget, in rendered squares (observations)
-    batch_squares: int = 256  # a batch holds whole mazes until it has at least this many squares
-    lr: float = 5e-4  # Adam
-    lr_final: float = 5e-4  # linearly reached at the end of the budget
-    adam_eps: float = 1e-5
-    max_grad_norm: float = 1.0
-    bc_coef: float = 1.0
-    rl_coef: float = 0.0
-    rl_objective: str = "log_value"  # or "value"
-    gamma: float = 0.99  # discount of the exact chain objective
-    curriculum_start: int = 25  # largest maze size at the start (odd, 3..25)
-    curriculum_samples: int = 0  # samples over which the largest size grows to 25
-    large_maze_bias: float = 0.0  # keep a level with probability (size / 25) ** bias; > 0 favours large mazes
-    workers: int = 1
-    threads: int = 2
-    bf16: bool = True  # bf16 autocast; only pays where the CPU has bf16 matmul (AMX): 7x slower without
-    device: str = ""  # default: CUDA when present, else CPU
-    eval_seeds: str = "0:50"  # held-out level seeds (training uses seeds >= 1,000,000)
-    eval_every_s: float = 600.0
-    save_every_s: float = 180.0
-    log_every_s: float = 30.0
-    seed: int = 0
-    init: str = ""  # start from these policy weights (a mazewb or Langosco checkpoint)
-
 
 RESUME_OVERRIDABLE = (
     "samples", "lr", "lr_final", "bc_coef", "rl_coef", "rl_objective", "gamma", "workers", "threads",

@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,43 +46,8 @@ from mazewb.train.common import (
     restore_training,
     resumed_config,
 )
+from mazewb.train.config import PPOConfig
 from mazewb.train.evaluate import Evaluator
-
-
-@dataclass
-class PPOConfig:
-    """PPO settings; defaults are the maze_I recipe."""
-
-    name: str = "ppo"
-    runs_dir: str = "runs"
-    region: int = 5  # cheese in the maze's top-right region x region squares
-    scale: int = 4  # IMPALA width multiplier
-    total_steps: int = 80_000_000  # environment steps, all envs together
-    num_envs: int = 512
-    num_steps: int = 256  # steps per env per rollout
-    epochs: int = 3
-    minibatches: int = 16
-    lr: float = 5e-4  # Adam, decayed linearly to 0 over total_steps
-    adam_eps: float = 1e-5
-    gamma: float = 0.999
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    norm_adv: bool = True
-    clip_vloss: bool = True
-    norm_reward: bool = True  # divide rewards by the running std of the discounted return
-    bf16: bool = True  # bf16 autocast for the network (channels_last on CPU)
-    device: str = ""  # default: CUDA when present, else CPU
-    threads: int = 0  # torch CPU threads (0: torch's default)
-    eval_seeds: str = "1000:1050"  # held-out level seeds for best.pt (none below 1,000,000 in training
-    # with probability ~1 - 5e-4)
-    eval_every_s: float = 900.0
-    save_every_s: float = 300.0
-    seed: int = 0
-    init: str = ""  # start from these policy weights
-
 
 RESUME_OVERRIDABLE = ("total_steps", "ent_coef", "vf_coef", "eval_seeds", "eval_every_s", "save_every_s",
                       "device", "threads", "bf16")
