@@ -122,4 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m mazewb.cli`: run the imported module's main, whose registry the commands fill
+    # (this file as __main__ is a second module with an empty one).
+    from mazewb.cli import main as _main
+
+    sys.exit(_main())

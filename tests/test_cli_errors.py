@@ -210,3 +210,12 @@ def test_the_parser_starts_without_torch() -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+@pytest.mark.parametrize("module", ["mazewb", "mazewb.cli"])
+def test_python_dash_m_knows_every_command(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "eval", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--cheese-region" in done.stdout
