@@ -18,8 +18,6 @@ if "mazewb/Maze-v0" not in _gym.registry:
     _gym.register(id="mazewb/Maze-v0", entry_point="mazewb.env:MazeEnv")
 
 
-
-
 def __getattr__(name: str) -> object:
     # torch is imported on first use of load_policy, not by `import mazewb`: the CLI's parser and
     # `--help` then start in about a second instead of several (torch's import is ~2 CPU s here).

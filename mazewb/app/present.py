@@ -53,12 +53,12 @@ def present(fig, height: int, maze: bool = True, legend: bool = True):  # noqa: 
 
 
 def _has_subplots(fig) -> bool:  # noqa: ANN001
-    """More than one x or y axis (make_subplots): then every axis is styled, not only the first."""
-    return any(key[:5] in ("xaxis", "yaxis") and key not in ("xaxis", "yaxis") for key in fig.layout.to_plotly_json())
+    """More than one x axis (make_subplots): then every axis is styled, not only the first."""
+    return len(list(fig.select_xaxes())) > 1
 
 
 def compact(fig) -> None:  # noqa: ANN001
-    """Long line traces (arrows: coordinates with None breaks) as float32 arrays with NaN breaks,
+    """Long line traces (arrows: NaN- or None-broken coordinates) as float32 arrays with NaN breaks,
     which plotly sends as base64 typed arrays: about half the bytes of JSON number lists, and the
     same picture (NaN breaks a line like None)."""
     for trace in fig.data:
