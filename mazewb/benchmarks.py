@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from mazewb.policy import ImpalaPolicy
 from mazewb.policy.runtime import bf16_native, fast_precision
@@ -242,3 +242,173 @@ def speed_bench(
             }
         )
     return result
+
+
+def train_step_bench(
+    scale: int = 1,
+    region: int = 5,
+    batch_squares: int = 512,
+    batches: int = 3,
+    repeats: int = 2,
+    large_maze_bias: float = 1.0,
+    device: str = "cpu",
+    floor_size: int = FLOOR_SIZE,
+    seed: int = 0,
+) -> dict:
+    """The fast trainer's optimizer step (forward, BC + exact chain losses, backward, Adam) on the
+    same real batches with the full forward pass and with the per-maze shared background
+    (``mazewb.policy.incremental.forward_shared_background``), interleaved, with the fp32 matmul
+    floor timed between them. Batches: ``batches`` of whole training mazes (``region``,
+    ``large_maze_bias``) of at least ``batch_squares`` squares. Returns obs/s (total squares over
+    the best time per pass over the batches) and the ratio."""
+    import tempfile
+
+    from mazewb.maze.render import Renderer
+    from mazewb.train.config import FastConfig
+    from mazewb.train.data import build_batch, keep_probability, place_cheese, random_levels
+    from mazewb.train.fast import FastTrainer
+
+    rng = np.random.default_rng(seed)
+    renderer = Renderer(batch=64)
+    made: list = []
+    try:
+        while len(made) < batches:
+            pending, squares = [], 0
+            for maze in random_levels(rng):
+                if rng.random() >= keep_probability(maze.size, large_maze_bias):
+                    continue
+                pending.append(place_cheese(maze, region, rng))
+                squares += len(maze.open_cells()) - 1
+                if squares >= batch_squares:
+                    break
+            if squares >= batch_squares:
+                made.append(build_batch(pending, renderer, rng))
+    finally:
+        renderer.close()
+    total = sum(b.num_squares for b in made)
+    floor = matmul_job(floor_size, torch.float32, device)
+    with tempfile.TemporaryDirectory() as runs:
+        torch.manual_seed(seed)
+        trainer = FastTrainer(
+            FastConfig(name="bench", runs_dir=runs, region=region, scale=scale, rl_coef=1.0, bf16=False,
+                       threads=torch.get_num_threads(), device=device)
+        )
+
+        def epoch(shared: bool) -> Callable[[], object]:
+            def run() -> None:
+                trainer.config.shared_background = shared
+                for b in made:
+                    trainer.step(b)
+
+            return run
+
+        jobs = {"full": epoch(False), "shared": epoch(True)}
+        for job in jobs.values():
+            job()  # warm-up
+        timings = Timings()
+        for _ in range(repeats):
+            timings.run({"floor": floor}, 1, device)
+            timings.run(jobs, 1, device)
+    t = timings.best
+    return {
+        "machine": machine_load(),
+        "device": device,
+        "scale": scale,
+        "batches": [{"squares": b.num_squares, "sizes": b.sizes.tolist()} for b in made],
+        "repeats": repeats,
+        "floor_fp32_gflops": 2.0 * floor_size**3 / t["floor"] / 1e9,
+        "full_obs_per_s": total / t["full"],
+        "shared_obs_per_s": total / t["shared"],
+        "shared_over_full": t["full"] / t["shared"],
+    }
+
+
+def _changed_box_areas(a: Tensor, b: Tensor) -> Tensor:
+    """Per row, the area of the bounding box of the spatial positions where ``a`` and ``b``
+    (N, C, H, W) differ in any channel (0 where equal). Differences below 1e-5 of the largest
+    activation are float rounding (a batch of 1 and a batch of 32 may sum in different orders)."""
+    diff = ((a - b).abs() > 1e-5 * a.abs().max()).any(dim=1)  # (N, H, W)
+    rows, cols = diff.any(dim=2), diff.any(dim=1)
+
+    def span(m: Tensor) -> Tensor:
+        idx = torch.arange(m.shape[1])
+        first = torch.where(m, idx, m.shape[1]).min(dim=1).values
+        last = torch.where(m, idx, -1).max(dim=1).values
+        return (last - first + 1).clamp(min=0)
+
+    return span(rows) * span(cols)
+
+
+def edit_reuse_bound(policy: ImpalaPolicy, maze, edited, chunk: int = 32) -> dict:  # noqa: ANN001
+    """How much an exact reuse of work across an edit could save, measured: for every square of
+    both vector fields (``maze`` and ``edited``, e.g. the cheese moved), the convolution FLOPs
+    needed if each convolution were recomputed only over the bounding box of the positions
+    where its output changed, against (a) the dense pass and (b) what the default exact path
+    computes per square (windows around the mouse, against the mouse-free base image, up to its
+    stop point; dense after), and (c) the better of the two per convolution and square. Also the
+    memory an edit cache would need: every stage's activations of every square of the previous
+    field. Returns FLOP per square (means) and ratios. Windows are counted without the gathers
+    and pastes they cost, so these are lower bounds on work."""
+    from mazewb.analysis.forward import observations, to_input
+    from mazewb.policy.impala import STAGES, hook_index
+    from mazewb.policy.incremental import activation_at_stop
+
+    squares = [s for s in maze.open_cells() if s not in (maze.cheese, edited.cheese) and s in set(edited.open_cells())]
+    convs = {s.name: s for s in STAGES if s.op is not None and "conv" in s.op.rsplit(".", 1)[-1]}
+    modules = dict(policy.named_modules())
+    shapes = policy.hook_points()
+
+    def per_pixel(name: str) -> float:
+        conv = modules[convs[name].op]
+        return 2.0 * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels
+
+    def stages(x: Tensor) -> dict[str, Tensor]:
+        acts: dict[str, Tensor] = {}
+
+        def keep(name: str, act: Tensor) -> Tensor:
+            if name in convs:
+                acts[name] = act
+            return act
+
+        with torch.inference_mode():
+            policy.forward_stages(x, on_output=keep)
+        return acts
+
+    xa_all = to_input(policy, observations(maze, squares))
+    xb_all = to_input(policy, observations(edited, squares))
+    with torch.inference_mode():
+        plan, _, base_x = activation_at_stop(policy, xa_all)
+    stop = plan.stop
+    base_acts = stages(base_x) if base_x is not None else None
+    linear = forward_flops(policy) - sum(per_pixel(n) * shapes[n][1] * shapes[n][2] for n in convs)
+    edit_flops = mouse_flops = both_flops = 0.0
+    for lo in range(0, len(squares), chunk):
+        a, b = stages(xa_all[lo : lo + chunk]), stages(xb_all[lo : lo + chunk])
+        for name in convs:
+            full = shapes[name][1] * shapes[name][2]
+            edit_area = _changed_box_areas(a[name], b[name])
+            if base_acts is None or stop is None or hook_index(name) > hook_index(stop):
+                mouse_area = torch.full_like(edit_area, full)
+            else:  # windows around the mouse
+                mouse_area = _changed_box_areas(a[name], base_acts[name].expand_as(a[name]))
+            edit_flops += float(edit_area.sum()) * per_pixel(name)
+            mouse_flops += float(mouse_area.sum()) * per_pixel(name)
+            both_flops += float(torch.minimum(edit_area, mouse_area).sum()) * per_pixel(name)
+    cache_floats = sum(int(np.prod(shape)) for shape in shapes.values())
+    n = len(squares)
+    dense = forward_flops(policy)
+    edit = edit_flops / n + linear
+    mouse = mouse_flops / n + linear
+    both = both_flops / n + linear
+    return {
+        "squares": n,
+        "stop": stop,
+        "dense_flop": dense,
+        "default_path_flop": mouse,
+        "edit_reuse_flop": edit,
+        "edit_reuse_over_dense": edit / dense,
+        "edit_reuse_over_default": edit / mouse,
+        "combined_flop": both,
+        "combined_over_default": both / mouse,
+        "cache_mb": cache_floats * 4 * n / 2**20,
+    }

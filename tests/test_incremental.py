@@ -1,4 +1,4 @@
-"""The exact incremental path (``mazewb.analysis.incremental``) against the full forward pass."""
+"""The exact incremental path (``mazewb.policy.incremental``) against the full forward pass."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 
 from mazewb import Maze, load_policy
 from mazewb.analysis.forward import to_input
-from mazewb.analysis.incremental import activation_at_stop
 from mazewb.maze import render_observations
 from mazewb.policy import ImpalaPolicy
+from mazewb.policy.incremental import activation_at_stop
 
 
 def _policies() -> list[ImpalaPolicy]:

@@ -27,10 +27,10 @@ from mazewb.analysis import (
     zero_ablation,
 )
 from mazewb.analysis.forward import move_probabilities, observations, probs_from_logits, to_input
-from mazewb.analysis.incremental import activation_at_stop
 from mazewb.cli import main
 from mazewb.commands.speed import print_bench
 from mazewb.policy import ImpalaPolicy, ReplaceChannels, SetChannels
+from mazewb.policy.incremental import activation_at_stop
 from mazewb.policy.runtime import channels_last_copy, fast_precision, resolve_mode, runner
 
 TOL = 1e-5
@@ -180,3 +180,26 @@ def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert len({r["level"] for r in report["agreement"]}) == 3 and all(r["ok"] for r in report["agreement"])
     assert report["patched_sweep"]["mazes"] == 3
+
+
+def test_bench_train_times_both_forward_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench-train", "--batch-squares", "40", "--batches", "1", "--repeats", "1", "--region", "25", "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["full_obs_per_s"] > 0 and r["shared_obs_per_s"] > 0 and r["floor_fp32_gflops"] > 0
+    assert r["batches"][0]["squares"] >= 40
+
+
+def test_edit_reuse_bound_counts_changed_windows(agent: ImpalaPolicy) -> None:
+    from mazewb.benchmarks import edit_reuse_bound, forward_flops
+
+    maze = Maze.from_seed(MID_SEED)
+    same = edit_reuse_bound(agent, maze, maze)  # an edit that changes nothing needs no convolution
+    assert same["stop"] is not None and same["edit_reuse_flop"] < 0.05 * same["dense_flop"]
+    assert same["dense_flop"] == forward_flops(agent)
+    moved = next(c for c in maze.open_cells() if c not in (maze.cheese, maze.mouse))
+    r = edit_reuse_bound(agent, maze, maze.with_cheese(moved))
+    assert r["default_path_flop"] < r["dense_flop"] and r["edit_reuse_flop"] <= r["dense_flop"]
+    assert r["edit_reuse_flop"] > same["edit_reuse_flop"]
+    assert r["combined_flop"] <= min(r["edit_reuse_flop"], r["default_path_flop"]) + 1
+    assert r["cache_mb"] > 0

@@ -267,3 +267,39 @@ def test_large_maze_bias_keeps_large_mazes_more_often() -> None:
     assert keep_probability(25, 2.0) == 1.0 and keep_probability(13, 0.0) == 1.0
     assert keep_probability(13, 2.0) == pytest.approx((13 / 25) ** 2)
     assert keep_probability(7, 2.0) < keep_probability(19, 2.0) < 1.0
+
+
+def test_shared_background_step_matches_the_full_pass() -> None:
+    """The trainer's per-maze incremental forward (``forward_shared_background``) gives the full
+    pass's logits and gradients on a real batch of several mazes of different sizes."""
+    from mazewb.policy.incremental import activation_at_stop, forward_shared_background
+
+    rng = np.random.default_rng(5)
+    mazes = [place_cheese(Maze.from_seed(s), 25, rng) for s in (17, 3, 0, 8)]  # 25x25 down to small
+    renderer = Renderer(batch=64)
+    try:
+        batch = build_batch(mazes, renderer, rng)
+    finally:
+        renderer.close()
+    torch.manual_seed(0)
+    # float64: the two passes sum in different orders, and in float32 the first conv's weight
+    # gradient (a sum over every pixel with much cancellation) differs by ~4e-4 relative.
+    policy = ImpalaPolicy(scale=1).double().train()
+    x = observations_to_tensor(batch.obs).double()
+    groups = torch.as_tensor(batch.groups)
+    assert groups.tolist() == [k for k in range(len(mazes)) for _ in range(batch.starts[k + 1] - batch.starts[k])]
+    plan, _, bases = activation_at_stop(policy, x, groups=groups)
+    assert plan.stop is not None and len(plan.windowed) > len(x) // 2 and bases is not None and len(bases) >= 2
+
+    def loss_and_grads(logits: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        policy.zero_grad()
+        loss = torch.nn.functional.nll_loss(move_log_probs(logits), torch.as_tensor(batch.target))
+        loss.backward()
+        return logits.detach(), [p.grad.clone() for p in policy.parameters() if p.grad is not None]
+
+    full_logits, full_grads = loss_and_grads(policy(x)[0])
+    shared_logits, shared_grads = loss_and_grads(forward_shared_background(policy, x, groups)[0])
+    assert (full_logits - shared_logits).abs().max().item() < 1e-10
+    assert len(full_grads) == len(shared_grads) == len(list(policy.parameters())) - 2  # all but the value head
+    for full, shared in zip(full_grads, shared_grads, strict=True):
+        assert (full - shared).norm() <= 1e-9 * full.norm() + 1e-15

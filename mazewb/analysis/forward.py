@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mazewb.analysis.incremental import activation_at_stop
 from mazewb.errors import AnalysisError
 from mazewb.maze.geometry import Square
 from mazewb.maze.grid import Maze
@@ -31,6 +30,7 @@ from mazewb.policy import (
     resume_point,
     run_with_hooks,
 )
+from mazewb.policy.incremental import activation_at_stop
 from mazewb.policy.runtime import Runner, resolve_mode, runner
 
 DEFAULT_LAYER = "embedder.block2.res1.resadd_out"

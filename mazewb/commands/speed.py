@@ -93,3 +93,73 @@ def print_bench(result: dict) -> None:
             verdicts.append(f"exact at scale {sc}: {frac:.0%} of the fp32 floor {_verdict(frac, target)}")
     if verdicts:
         print("targets: " + "; ".join(verdicts))
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", type=int, default=1, help="IMPALA scale of the random-init network trained")
+    p.add_argument("--region", type=int, default=5, help="cheese region of the training mazes")
+    p.add_argument("--batch-squares", type=int, default=512, help="squares per batch (whole mazes)")
+    p.add_argument("--batches", type=int, default=3, help="real training batches, the same for both passes")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved rounds; every number is the best of them")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+
+
+@command("bench-train", "fast-trainer step speed: full forward vs the per-maze shared background")(_train_args)
+def bench_train(args: argparse.Namespace) -> int:
+    from mazewb.benchmarks import train_step_bench
+
+    r = train_step_bench(args.scale, args.region, args.batch_squares, args.batches, args.repeats, device=args.device)
+    if args.json:
+        print(json.dumps(r, indent=1))
+        return 0
+    sizes = ", ".join("/".join(map(str, b["sizes"])) for b in r["batches"])
+    print(f"mazewb bench-train: scale {r['scale']} on {r['device']}, {len(r['batches'])} batches (maze sizes {sizes})")
+    print(f"machine: {r['machine']}")
+    print(f"matmul floor: fp32 {r['floor_fp32_gflops']:.0f} GFLOP/s")
+    print(f"optimizer step (fp32, BC + exact chain loss), best of {r['repeats']}:")
+    print(f"  full forward:       {r['full_obs_per_s']:7.0f} obs/s")
+    print(f"  shared background:  {r['shared_obs_per_s']:7.0f} obs/s = {r['shared_over_full']:.2f}x")
+    return 0
+
+
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
+    p.add_argument("--scale", type=int, default=None, help="a random-init network of this scale instead")
+    p.add_argument("--seed", type=int, default=17, help="level (17: a 25x25 maze)")
+    p.add_argument("--edits", type=int, default=3, help="cheese moves to random open squares")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+
+
+@command("bench-edit-reuse", "how much an exact cache of the previous field could save per cheese move")(_edit_args)
+def bench_edit_reuse(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from mazewb import Maze, load_policy
+    from mazewb.benchmarks import edit_reuse_bound
+    from mazewb.policy import ImpalaPolicy
+
+    if args.scale is not None:
+        torch.manual_seed(args.scale)
+        policy = ImpalaPolicy(scale=args.scale).eval()
+    else:
+        policy = load_policy(args.checkpoint)
+    maze = Maze.from_seed(args.seed)
+    rng = np.random.default_rng(0)
+    choices = [c for c in maze.open_cells() if c not in (maze.cheese, maze.mouse)]
+    moves = [choices[int(i)] for i in rng.choice(len(choices), size=min(args.edits, len(choices)), replace=False)]
+    rows = [{"cheese": list(new), **edit_reuse_bound(policy, maze, maze.with_cheese(new))} for new in moves]
+    if args.json:
+        print(json.dumps({"seed": args.seed, "scale": policy.scale, "edits": rows}, indent=1))
+        return 0
+    print(f"level {args.seed} ({maze.size}x{maze.size}), cheese {maze.cheese} moved; scale {policy.scale}; "
+          "convolution FLOP per square (lower bounds: windows counted without gathers and pastes)")
+    first = rows[0]
+    print(f"  dense pass {first['dense_flop'] / 1e6:.1f} M; default exact path "
+          f"{first['default_path_flop'] / 1e6:.1f} M (windows around the mouse up to {first['stop']})")
+    for r in rows:
+        print(f"  cheese -> {tuple(r['cheese'])}: reuse of the previous field {r['edit_reuse_over_default']:.2f}x the "
+              f"default path's work; best of both per layer {r['combined_over_default']:.2f}x")
+    print(f"  an edit cache holds every layer of every square: {first['cache_mb']:.0f} MB per maze view")
+    return 0

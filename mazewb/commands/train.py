@@ -90,6 +90,11 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
     p.add_argument("--cheese-region", type=int, default=5, help="top-right region of the in-distribution cheese")
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
+    p.add_argument(
+        "--common-region", type=int, default=5,
+        help="the common test every agent takes: procgen's cheese outside this top-right region, with a "
+        "decision square (default 5; 0: skip it)",
+    )
     p.add_argument("--fast", action="store_true", help="bf16 forward pass (approximate; default exact fp32)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_executor_args(p)
@@ -106,11 +111,15 @@ def _eval(args: argparse.Namespace) -> int:
     policy = load_policy(args.checkpoint)
     seeds = parse_seeds(args.seeds)
     executor = executor_from_args(args)
-    metrics = evaluate(policy, seeds, args.cheese_region, fast=args.fast, executor=executor, progress=True)
+    common = args.common_region or None
+    metrics = evaluate(
+        policy, seeds, args.cheese_region, common_region=common, fast=args.fast, executor=executor, progress=True
+    )
     result = {
         "checkpoint": policy.card.get("file"),
         "sha256": policy.card.get("sha256"),
         "cheese_region": args.cheese_region,
+        "common_region": common,
         "seeds": f"{seeds.start}:{seeds.stop}",
         "precision": "bf16" if args.fast else "fp32",
         **metrics,
@@ -124,9 +133,13 @@ def _eval(args: argparse.Namespace) -> int:
               f"optimal arg-max {ind['optimal_argmax']:.3f}")
         print("    by maze size: " + ", ".join(f"{k}x{k} {v['p_cheese']:.2f} ({v['mazes']})"
                                              for k, v in ind["by_size"].items()))
-        print(f"  off distribution ({off['mazes']} mazes with a decision square, cheese outside the region): "
-              f"P(cheese) {off['p_cheese']:.3f}, P(top-right first) {off['p_top_right']:.3f}, "
-              f"P(cheese move | decision square) {off['p_cheese_move_at_decision']:.3f}")
+        sets = [("off distribution", off, "the region")]
+        if common is not None:
+            sets.append(("common test", metrics["common"], f"the top-right {common}x{common}"))
+        for name, m, where in sets:
+            print(f"  {name} ({m['mazes']} mazes with a decision square, cheese outside {where}): "
+                  f"P(cheese) {m['p_cheese']:.3f}, P(top-right first) {m['p_top_right']:.3f}, "
+                  f"P(cheese move | decision square) {m['p_cheese_move_at_decision']:.3f}")
     sys.stdout.flush()
     return 0
 

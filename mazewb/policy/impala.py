@@ -321,6 +321,7 @@ class ImpalaPolicy(nn.Module):
                 return act
 
             with torch.inference_mode():
-                self.forward_stages(torch.zeros((1, *OBS_SHAPE), device=self.device), on_output=record)
+                dtype = next(self.parameters()).dtype  # a float64 copy (for checks) works too
+                self.forward_stages(torch.zeros((1, *OBS_SHAPE), device=self.device, dtype=dtype), on_output=record)
             self._hook_shapes = shapes
         return dict(self._hook_shapes)

@@ -5,7 +5,7 @@ Modes (the ``mode=`` keyword of every analysis function):
 - ``"exact"`` (the default): fp32 in the best exact layout for the device. On a CPU that is
   channels_last memory for the convolutions (a copy of the weights kept per policy, see below)
   and, for the observations of one maze (vector fields), the exact incremental first block
-  (``mazewb.analysis.incremental``). Every probability is within 1e-5 of a plain fp32 NCHW
+  (``mazewb.policy.incremental``). Every probability is within 1e-5 of a plain fp32 NCHW
   pass (in practice about 1e-7: only the order of float sums differs).
 - ``"fast"``: the fastest path for the device, possibly approximate. bf16 autocast where the
   device computes bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX) and it is

@@ -11,13 +11,16 @@ from typing import Any
 
 from mazewb.policy.checkpoint import load_policy, save_policy
 from mazewb.train.common import parse_seeds
-from mazewb.train.evaluate import Evaluator
+from mazewb.train.evaluate import COMMON_REGION, Evaluator
 
 TARGETS = {
     "in_distribution p_cheese": ">= 0.9",
     "off_distribution p_cheese": "between 0.2 and 0.9",
     "off_distribution p_top_right": ">= 0.1",
 }
+"""The bundled agent's targets (issue 4)."""
+ZOO_TARGETS = {"in_distribution p_cheese": ">= 0.85"}
+"""A zoo agent's bar (issue 11): it must have learned its own training distribution."""
 
 
 def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: int | None = None,
@@ -28,9 +31,12 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
     card = dict(policy.card)
     region = int(card.get("cheese_region", 5)) if region is None else region
     started = time.time()
-    metrics = Evaluator(parse_seeds(seeds), region)(policy, fast=False, progress=True)
+    metrics = Evaluator(parse_seeds(seeds), region, common_region=COMMON_REGION)(policy, fast=False, progress=True)
     dest = Path(dest)
-    command = f"mazewb eval --checkpoint {dest.as_posix()} --cheese-region {region} --seeds {seeds} --json"
+    command = (
+        f"mazewb eval --checkpoint {dest.as_posix()} --cheese-region {region} --seeds {seeds} "
+        f"--common-region {COMMON_REGION} --json"
+    )
     card.pop("eval", None)
     card.update(
         {
@@ -51,18 +57,23 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
 def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.pt") -> str:
     """A human-readable model card from a checkpoint's card dict."""
     ev = card.get("eval", {})
-    ind, off = ev.get("in_distribution", {}), ev.get("off_distribution", {})
+    ind, off, common = ev.get("in_distribution", {}), ev.get("off_distribution", {}), ev.get("common")
     cfg = card.get("config", {})
 
     def num(x: Any) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
+        return "n/a" if x is None or x != x else f"{x:.3f}"  # x != x: NaN (a set with no mazes)
 
     hours = card.get("wall_time_s", 0) / 3600
     region = card.get("cheese_region")
     lines = [
         f"# Model card: `{path}`",
         "",
-        "`checkpoints/default.pt` is the default policy of `load_policy()` and of the web app.",
+        (
+            f"`{path}` is the default policy of `load_policy()` and of the web app."
+            if Path(path).name == "default.pt"
+            else f"`{path}` is a zoo agent: trained with the cheese in the top-right {region} x {region}, "
+            "listed by the app's Model panel and compared with the others by `mazewb eval-regions`."
+        ),
         "",
         "| | |",
         "|---|---|",
@@ -77,13 +88,21 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         f"| hardware | {card.get('hardware', '?')} |",
         f"| learning rate | Adam {cfg.get('lr')} -> {cfg.get('lr_final')} |",
         f"| batch | whole mazes, at least {cfg.get('batch_squares')} squares |",
+        f"| initial weights | {_initial_weights(card)} |",
         "",
         "## Evaluation (exact outcome probabilities, fp32)",
         "",
         f"Held-out level seeds {ev.get('seeds')}. In distribution: the cheese moved to a uniformly random open "
         f"square of the top-right {ev.get('cheese_region')} x {ev.get('cheese_region')} (a fixed random stream "
         "per seed). Off distribution: the level's own cheese, kept when it lies outside that region and the "
-        "maze has a decision square. Probabilities are solved exactly on the maze's Markov chain from the "
+        "maze has a decision square (none when the region covers the whole maze). "
+        + (
+            f"Common test (the same mazes for every agent): the level's own cheese outside the top-right "
+            f"{COMMON_REGION} x {COMMON_REGION}, with a decision square. "
+            if common
+            else ""
+        )
+        + "Probabilities are solved exactly on the maze's Markov chain from the "
         "policy's move probabilities at every square (mouse drawn facing left), 500-step horizon.",
         "",
         "| | mazes | P(cheese) | P(top-right first) | P(cheese move at decision square) | optimal arg-max |",
@@ -92,12 +111,26 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         f"| {num(ind.get('optimal_argmax'))} |",
         f"| off distribution | {off.get('mazes')} | {num(off.get('p_cheese'))} | {num(off.get('p_top_right'))} | "
         f"{num(off.get('p_cheese_move_at_decision'))} | {num(off.get('optimal_argmax'))} |",
+        *(
+            [
+                f"| common test | {common.get('mazes')} | {num(common.get('p_cheese'))} | "
+                f"{num(common.get('p_top_right'))} | {num(common.get('p_cheese_move_at_decision'))} | "
+                f"{num(common.get('optimal_argmax'))} |"
+            ]
+            if common
+            else []
+        ),
         "",
         "In distribution by maze size (P(cheese), mazes): "
         + (", ".join(f"{k}x{k} {v['p_cheese']:.2f} ({v['mazes']})" for k, v in ind.get("by_size", {}).items()) or "n/a")
         + ".",
         "",
-        "Targets (issue 4): " + "; ".join(f"{k} {v}" for k, v in TARGETS.items()) + ".",
+        (
+            "Targets (issue 4): " + "; ".join(f"{k} {v}" for k, v in TARGETS.items())
+            if Path(path).name == "default.pt"
+            else "The zoo's bar (issue 11): " + "; ".join(f"{k} {v}" for k, v in ZOO_TARGETS.items())
+        )
+        + ".",
         "",
         "Reproduce the numbers:",
         "",
@@ -110,3 +143,9 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         lines += ["## Notes", "", card["notes"], ""]
     lines += ["## Full card", "", "```json", json.dumps(card, indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _initial_weights(card: dict[str, Any]) -> str:
+    """How the run began: from scratch, or warm-started from another agent (``--init``)."""
+    init = str(card.get("config", {}).get("init") or "")
+    return "random (trained from scratch)" if not init else f"warm-started from `{init}` (see the notes)"

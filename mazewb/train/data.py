@@ -74,6 +74,11 @@ class MazeBatch:
     def num_mazes(self) -> int:
         return int(self.sizes.shape[0])
 
+    @property
+    def groups(self) -> np.ndarray:
+        """int64 (N,): the maze (0..M-1) of each row."""
+        return np.repeat(np.arange(self.num_mazes, dtype=np.int64), np.diff(self.starts))
+
 
 def maze_rows(maze: Maze) -> tuple[list[Square], np.ndarray, np.ndarray]:
     """The squares rendered for ``maze`` (open, not the cheese), their shortest-path move

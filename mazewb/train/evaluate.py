@@ -194,29 +194,45 @@ def summarize(maze_probs: MazeProbs, probs: list[np.ndarray], decision: bool) ->
     return summary_of_rows(maze_rows(maze_probs, probs, decision))
 
 
-class Evaluator:
-    """Fixed held-out in- and off-distribution mazes, rendered once, for repeated evaluation."""
+COMMON_REGION = 5
+"""The common test: procgen's own cheese outside the top-right 5x5, as in Langosco et al."""
 
-    def __init__(self, seeds: range | list[int], region: int, off_distribution: bool = True) -> None:
+
+class Evaluator:
+    """Fixed held-out mazes, rendered once, for repeated evaluation: in distribution, off
+    distribution and, with ``common_region``, the common test (``DISTRIBUTIONS``). A set with no
+    mazes (off distribution for a region covering every maze) reports ``mazes`` 0 and NaN means."""
+
+    def __init__(
+        self, seeds: range | list[int], region: int, off_distribution: bool = True, common_region: int | None = None
+    ) -> None:
         renderer = Renderer(batch=64)
         self.region = region
         self.seeds = list(seeds)
-        self.in_dist = MazeProbs(in_distribution_mazes(self.seeds, region), renderer)
-        self.off_dist = MazeProbs(off_distribution_mazes(self.seeds, region), renderer) if off_distribution else None
-        renderer.close()
+        wanted = {"in_distribution": (in_distribution_mazes(self.seeds, region), False)}
+        if off_distribution:
+            wanted["off_distribution"] = (off_distribution_mazes(self.seeds, region), True)
+        if common_region is not None:
+            wanted["common"] = (off_distribution_mazes(self.seeds, common_region), True)
+        try:
+            self.sets = {
+                name: (MazeProbs(mazes, renderer) if mazes else None, decision)
+                for name, (mazes, decision) in wanted.items()
+            }
+        finally:
+            renderer.close()
 
     def __call__(self, policy: ImpalaPolicy, fast: bool = False, progress: bool = False) -> dict[str, dict]:
-        """``{"in_distribution": {...}, "off_distribution": {...}}`` (see ``EvalSummary``)."""
-        probs = self.in_dist.probs(policy, fast, progress)
-        out = {"in_distribution": summarize(self.in_dist, probs, False).to_dict()}
-        if self.off_dist is not None:
-            probs = self.off_dist.probs(policy, fast, progress)
-            out["off_distribution"] = summarize(self.off_dist, probs, True).to_dict()
+        """``{"in_distribution": {...}, "off_distribution": {...}}`` and ``"common"`` when asked
+        for (see ``EvalSummary``)."""
+        out = {}
+        for name, (maze_probs, decision) in self.sets.items():
+            if maze_probs is None:
+                out[name] = summary_of_rows(pd.DataFrame(columns=_ROW_COLUMNS)).to_dict()
+            else:
+                out[name] = summarize(maze_probs, maze_probs.probs(policy, fast, progress), decision).to_dict()
         return out
 
-
-COMMON_REGION = 5
-"""The common test: procgen's own cheese outside the top-right 5x5, as in Langosco et al."""
 
 DISTRIBUTIONS = ("in_distribution", "off_distribution", "common")
 """The evaluation sets: cheese in the training region; procgen's cheese outside it, with a

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from mazewb.errors import ConfigError
 from mazewb.policy.checkpoint import load_policy, save_policy
 from mazewb.policy.impala import ImpalaPolicy
+from mazewb.policy.incremental import forward_shared_background
 from mazewb.train.common import (
     TRAIN_STATE_FORMAT,
     CsvLog,
@@ -51,12 +52,12 @@ from mazewb.train.common import (
 )
 from mazewb.train.config import FastConfig
 from mazewb.train.data import BatchProducer, MazeBatch
-from mazewb.train.evaluate import Evaluator
+from mazewb.train.evaluate import COMMON_REGION, Evaluator
 from mazewb.train.exact import rl_loss
 
 RESUME_OVERRIDABLE = (
     "samples", "lr", "lr_final", "bc_coef", "rl_coef", "rl_objective", "gamma", "workers", "threads",
-    "bf16", "eval_seeds", "eval_every_s", "save_every_s", "log_every_s", "batch_squares",
+    "bf16", "shared_background", "eval_seeds", "eval_every_s", "save_every_s", "log_every_s", "batch_squares",
     "curriculum_start", "curriculum_samples", "large_maze_bias", "max_grad_norm", "device",
 )
 """Settings a resumed run may change (the rest must stay as the run began)."""
@@ -159,7 +160,12 @@ class FastTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self._autocast():
-            logits, _ = self.model(x)
+            if cfg.shared_background:
+                # The squares of one maze differ only around the mouse: the first block runs once per
+                # maze and on small windows (same numbers within float rounding; ~2x per step).
+                logits, _ = forward_shared_background(self.model, x, torch.as_tensor(batch.groups, device=x.device))
+            else:
+                logits, _ = self.model(x)
         logp = move_log_probs(logits)
         bc = F.nll_loss(logp, target)
         loss = cfg.bc_coef * bc
@@ -224,10 +230,13 @@ class FastTrainer:
     def evaluate(self) -> dict[str, Any]:
         """Exact held-out evaluation (fp32); updates ``best.pt`` when in-distribution success improves."""
         if self.evaluator is None:
-            self.evaluator = Evaluator(parse_seeds(self.config.eval_seeds), self.config.region)
+            # The common test too: the same mazes for every region, so runs can be compared as they train.
+            self.evaluator = Evaluator(
+                parse_seeds(self.config.eval_seeds), self.config.region, common_region=COMMON_REGION
+            )
         metrics = self.evaluator(self.model, fast=False)
         self.last_eval = {"samples": self.counters["samples"], **metrics}
-        ind, off = metrics["in_distribution"], metrics.get("off_distribution", {})
+        ind, off, common = metrics["in_distribution"], metrics["off_distribution"], metrics["common"]
         self.eval_log.write(
             {
                 "step": self.counters["step"], "samples": self.counters["samples"],
@@ -235,6 +244,8 @@ class FastTrainer:
                 "p_cheese": ind["p_cheese"], "optimal_argmax": ind["optimal_argmax"],
                 "off_p_cheese": off.get("p_cheese"), "off_p_top_right": off.get("p_top_right"),
                 "off_cheese_move_at_decision": off.get("p_cheese_move_at_decision"),
+                "common_p_cheese": common["p_cheese"], "common_p_top_right": common["p_top_right"],
+                "common_cheese_move_at_decision": common["p_cheese_move_at_decision"],
             }
         )
         if ind["p_cheese"] > self.best:

@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mazewb.policy import CUT_POINTS, HOOK_NAMES, ImpalaPolicy
-from mazewb.policy.impala import STAGES
+from mazewb.policy.impala import CUT_POINTS, HOOK_NAMES, STAGES, ImpalaPolicy
 
 MAX_DIFF_PIXELS = 12
 """Observations whose changed pixels (against the base) span more than this many rows or columns
@@ -62,16 +61,17 @@ def _to_nhwc(t: Tensor) -> Tensor:
     return t.permute(0, 2, 3, 1).contiguous()
 
 
-def _gather(base: Tensor, rows: Tensor, cols: Tensor, h: int, w: int) -> Tensor:
-    """Crops (N, h, w, C) of ``base`` (H, W, C) starting at (rows[n], cols[n]).
+def _gather(maps: Tensor, which: Tensor, rows: Tensor, cols: Tensor, h: int, w: int) -> Tensor:
+    """Crops (N, h, w, C): crop n is taken from map ``which[n]`` of ``maps`` (M, H, W, C),
+    starting at (rows[n], cols[n]).
 
     One ``index_select`` of whole C-vectors by linear position: several times faster than
-    advanced indexing with three broadcast index tensors."""
-    width, channels = base.shape[1], base.shape[2]
+    advanced indexing with broadcast index tensors (and differentiable, for training)."""
+    height, width, channels = maps.shape[1], maps.shape[2], maps.shape[3]
     r = rows[:, None, None] + torch.arange(h, device=rows.device)[None, :, None]
     c = cols[:, None, None] + torch.arange(w, device=cols.device)[None, None, :]
-    flat = (r * width + c).reshape(-1)
-    return base.reshape(-1, channels).index_select(0, flat).view(len(rows), h, w, channels)
+    flat = ((which[:, None, None] * height + r) * width + c).reshape(-1)
+    return maps.reshape(-1, channels).index_select(0, flat).view(len(rows), h, w, channels)
 
 
 def _paste(target: Tensor, window: Tensor, rows: Tensor, cols: Tensor) -> None:
@@ -87,23 +87,31 @@ def _paste(target: Tensor, window: Tensor, rows: Tensor, cols: Tensor) -> None:
 
 
 class _Base:
-    """The base image's activations at every stage up to the stop point, unpadded and padded."""
+    """The base images' activations at every stage up to the stop point, unpadded and padded.
 
-    def __init__(self, acts: dict[str, Tensor]) -> None:
-        self.maps = {name: _to_nhwc(act)[0] for name, act in acts.items()}  # (H, W, C)
+    There are M base images (one per maze of a training batch; one for a vector field);
+    observation n reads base ``which[n]``."""
+
+    def __init__(self, acts: dict[str, Tensor], which: Tensor) -> None:
+        self.maps = {name: _to_nhwc(act) for name, act in acts.items()}  # (M, H, W, C)
+        self.which = which
         self._padded: dict[tuple[str, float], Tensor] = {}
 
     def padded(self, name: str, value: float) -> Tensor:
-        """The base map of ``name`` with a 1-pixel border of ``value`` (the consumer's padding)."""
+        """The base maps of ``name`` with a 1-pixel border of ``value`` (the consumer's padding)."""
         key = (name, value)
         if key not in self._padded:
-            m = self.maps[name].permute(2, 0, 1)
-            self._padded[key] = F.pad(m, (1, 1, 1, 1), value=value).permute(1, 2, 0).contiguous()
+            m = self.maps[name].permute(0, 3, 1, 2)
+            self._padded[key] = _to_nhwc(F.pad(m, (1, 1, 1, 1), value=value))
         return self._padded[key]
 
     def crop(self, name: str, rows: Tensor, cols: Tensor, h: int, w: int) -> Tensor:
-        """Crops (N, h, w, C) of the unpadded base map of ``name``."""
-        return _gather(self.maps[name], rows, cols, h, w)
+        """Crops (N, h, w, C) of each observation's unpadded base map of ``name``."""
+        return _gather(self.maps[name], self.which, rows, cols, h, w)
+
+    def crop_padded(self, name: str, value: float, rows: Tensor, cols: Tensor, h: int, w: int) -> Tensor:
+        """Crops (N, h, w, C) of each observation's padded base map (padded coordinates)."""
+        return _gather(self.padded(name, value), self.which, rows, cols, h, w)
 
 
 def _clamp_start(start: Tensor, size: int, limit: int) -> Tensor:
@@ -119,7 +127,7 @@ def _conv_window(conv: nn.Conv2d, base: _Base, src: str, win: _Window, full: int
     cols = _clamp_start(win.cols - 1, wo, full)
     # Padded coordinates: image row r is padded row r + 1; the crop covers image rows
     # rows - 1 .. rows + ho, i.e. padded rows rows .. rows + ho + 1.
-    crop = _gather(base.padded(src, 0.0), rows, cols, ho + 2, wo + 2)
+    crop = base.crop_padded(src, 0.0, rows, cols, ho + 2, wo + 2)
     _paste(crop, _to_nhwc(win.data), win.rows - rows + 1, win.cols - cols + 1)
     x = crop.permute(0, 3, 1, 2)  # a channels_last view: no copy
     return _Window(F.conv2d(x, conv.weight, conv.bias), rows, cols)
@@ -133,7 +141,7 @@ def _pool_window(pool: nn.MaxPool2d, base: _Base, src: str, win: _Window, full: 
     rows = _clamp_start(torch.div(win.rows, 2, rounding_mode="floor"), ho, half)
     cols = _clamp_start(torch.div(win.cols, 2, rounding_mode="floor"), wo, half)
     # Input rows 2*rows - 1 .. 2*(rows + ho) - 1 are padded rows 2*rows .. 2*(rows + ho).
-    crop = _gather(base.padded(src, float("-inf")), 2 * rows, 2 * cols, 2 * ho + 1, 2 * wo + 1)
+    crop = base.crop_padded(src, float("-inf"), 2 * rows, 2 * cols, 2 * ho + 1, 2 * wo + 1)
     _paste(crop, _to_nhwc(win.data), win.rows - 2 * rows + 1, win.cols - 2 * cols + 1)
     x = crop.permute(0, 3, 1, 2)
     return _Window(F.max_pool2d(x, kernel_size=3, stride=2, padding=0), rows, cols)
@@ -215,33 +223,63 @@ class IncrementalPlan:
 
 
 def activation_at_stop(
-    policy: ImpalaPolicy, x: Tensor, limit: str | None = None
+    policy: ImpalaPolicy, x: Tensor, limit: str | None = None, groups: Tensor | None = None
 ) -> tuple[IncrementalPlan, Tensor | None, Tensor | None]:
     """Unmodified activations at the plan's stop point for inputs ``x`` (N, 3, 64, 64).
 
+    ``groups`` (N,) integer labels: rows with the same label share a background (one maze each;
+    default: all rows one maze). Each group's base image is the per-pixel median of its rows;
+    groups of fewer than ``MIN_BATCH`` rows go through the full pass.
+
     Returns the plan, the activation (len(plan.windowed), *shape) at ``plan.stop`` of the
-    windowed rows (computed incrementally), and the base image (1, 3, 64, 64); both None when
-    the plan is dense. The caller continues from the stop point (``run_with_hooks(start=...)``)
-    and runs the dense rows in full. ``limit``: a cut point the stop must not pass.
+    windowed rows (computed incrementally, differentiable when gradients are on), and the base
+    images (M, 3, 64, 64); both None when the plan is dense. The caller continues from the stop
+    point (``forward_stages(start=...)``) and runs the dense rows in full. ``limit``: a cut point
+    the stop must not pass.
     """
     n = len(x)
     everything = torch.arange(n, device=x.device)
     nothing = everything[:0]
-    if n < MIN_BATCH:
-        return IncrementalPlan(None, nothing, everything), None, None
-    base = x.median(dim=0, keepdim=True).values
-    r0, c0, hs, ws = _changed_boxes(x, base)
-    small = (hs <= MAX_DIFF_PIXELS) & (ws <= MAX_DIFF_PIXELS)
+    dense_plan = IncrementalPlan(None, nothing, everything), None, None
+    if groups is None:
+        groups = torch.zeros(n, dtype=torch.long, device=x.device)
+    _, which, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+    shared = counts[which] >= MIN_BATCH
+    if not bool(shared.any()):
+        return dense_plan
+    bases = torch.stack([x[which == k].median(dim=0).values for k in range(len(counts))])
+    r0, c0, hs, ws = _changed_boxes(x, bases[which])
+    small = shared & (hs <= MAX_DIFF_PIXELS) & (ws <= MAX_DIFF_PIXELS)
     windowed, dense = everything[small], everything[~small]
     if len(windowed) == 0:
-        return IncrementalPlan(None, nothing, everything), None, None
+        return dense_plan
     h = max(1, int(hs[windowed].max()))
     w = max(1, int(ws[windowed].max()))
     stop = stop_point(policy, (h, w), limit)
     if stop is None:
-        return IncrementalPlan(None, nothing, everything), None, None
-    plan = IncrementalPlan(stop, windowed, dense)
-    return plan, _windowed_forward(policy, x[windowed], base, r0[windowed], c0[windowed], h, w, stop), base
+        return dense_plan
+    used, base_of = torch.unique(which[windowed], return_inverse=True)  # only the bases in use
+    bases = bases[used]
+    act = _windowed_forward(policy, x[windowed], bases, base_of, r0[windowed], c0[windowed], h, w, stop)
+    return IncrementalPlan(stop, windowed, dense), act, bases
+
+
+def forward_shared_background(policy: ImpalaPolicy, x: Tensor, groups: Tensor) -> tuple[Tensor, Tensor]:
+    """``policy(x)`` (logits (N, 15), value (N,)) for observations of several mazes, each maze's
+    rows labelled by ``groups``: the first block runs once per maze and on windows around each
+    mouse (``activation_at_stop``). Differentiable: the trainer uses it for its forward and
+    backward passes; same numbers as the full pass within float rounding."""
+    plan, act, _ = activation_at_stop(policy, x, groups=groups)
+    if plan.stop is None or act is None:
+        return policy(x)
+    logits_w, value_w = policy.forward_stages(start=(plan.stop, act))
+    if len(plan.dense) == 0:
+        return logits_w, value_w
+    logits_d, value_d = policy(x[plan.dense])
+    logits = logits_w.new_empty((len(x), logits_w.shape[1]))
+    logits = logits.index_copy(0, plan.windowed, logits_w).index_copy(0, plan.dense, logits_d)
+    value = value_w.new_empty(len(x)).index_copy(0, plan.windowed, value_w).index_copy(0, plan.dense, value_d)
+    return logits, value
 
 
 def _base_activations(policy: ImpalaPolicy, base: Tensor, stop: str) -> dict[str, Tensor]:
@@ -264,18 +302,26 @@ def _base_activations(policy: ImpalaPolicy, base: Tensor, stop: str) -> dict[str
 
 
 def _windowed_forward(
-    policy: ImpalaPolicy, x: Tensor, base_x: Tensor, r0: Tensor, c0: Tensor, h: int, w: int, stop: str
+    policy: ImpalaPolicy,
+    x: Tensor,
+    base_x: Tensor,
+    which: Tensor,
+    r0: Tensor,
+    c0: Tensor,
+    h: int,
+    w: int,
+    stop: str,
 ) -> Tensor:
+    """Activation at ``stop`` of observations ``x``, observation n differing from base image
+    ``base_x[which[n]]`` only inside the h x w window at (r0[n], c0[n])."""
     shapes = policy.hook_points()
-    base = _Base(_base_activations(policy, base_x.contiguous(memory_format=torch.channels_last), stop))
+    base = _Base(_base_activations(policy, base_x.contiguous(memory_format=torch.channels_last), stop), which)
     full_in = _map_size(shapes[HOOK_NAMES[0]])
     rows = _clamp_start(r0, h, full_in)
     cols = _clamp_start(c0, w, full_in)
     # The input window is a crop of each observation itself (exact by construction).
-    xs = _to_nhwc(x)
-    height, width = xs.shape[1], xs.shape[2]
-    offsets = torch.arange(len(x), device=x.device) * height
-    crop = _gather(xs.reshape(-1, width, xs.shape[3]), rows + offsets, cols, h, w)  # (N, h, w, 3)
+    own = torch.arange(len(x), device=x.device)
+    crop = _gather(_to_nhwc(x), own, rows, cols, h, w)  # (N, h, w, 3)
     wins: dict[str, _Window] = {HOOK_NAMES[0]: _Window(crop.permute(0, 3, 1, 2), rows, cols)}
     for i, stage in enumerate(STAGES[1:], start=1):
         op, _identity = policy._stage_modules[i]
@@ -295,6 +341,6 @@ def _windowed_forward(
         if stage.name == stop:
             break
     result = wins[stop]
-    full_map = base.maps[stop].unsqueeze(0).repeat(len(x), 1, 1, 1)
+    full_map = base.maps[stop].index_select(0, which)  # each observation's base map, (N, H, W, C)
     _paste(full_map, _to_nhwc(result.data), result.rows, result.cols)
     return full_map.permute(0, 3, 1, 2)  # (N, C, H, W), channels_last strides
