@@ -21,6 +21,17 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
+def _positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _verdict(value: float, target: float) -> str:
     return f"{'met' if value >= target else 'NOT met'} (target >= {target:g})"
 
@@ -96,11 +107,11 @@ def print_bench(result: dict) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=int, default=1, help="IMPALA scale of the random-init network trained")
+    p.add_argument("--scale", type=_positive, default=1, help="IMPALA scale of the random-init network trained")
     p.add_argument("--region", type=int, default=5, help="cheese region of the training mazes")
-    p.add_argument("--batch-squares", type=int, default=512, help="squares per batch (whole mazes)")
-    p.add_argument("--batches", type=int, default=3, help="real training batches, the same for both passes")
-    p.add_argument("--repeats", type=int, default=2, help="interleaved rounds; every number is the best of them")
+    p.add_argument("--batch-squares", type=_positive, default=512, help="squares per batch (whole mazes)")
+    p.add_argument("--batches", type=_positive, default=3, help="real training batches, the same for both passes")
+    p.add_argument("--repeats", type=_positive, default=2, help="interleaved rounds; every number is the best of them")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
@@ -125,9 +136,9 @@ def bench_train(args: argparse.Namespace) -> int:
 
 def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
-    p.add_argument("--scale", type=int, default=None, help="a random-init network of this scale instead")
+    p.add_argument("--scale", type=_positive, default=None, help="a random-init network of this scale instead")
     p.add_argument("--seed", type=int, default=17, help="level (17: a 25x25 maze)")
-    p.add_argument("--edits", type=int, default=3, help="cheese moves to random open squares")
+    p.add_argument("--edits", type=_positive, default=3, help="cheese moves to random open squares")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
