@@ -9,7 +9,8 @@ unpatched and under interventions (cheese vector, a block2 channel set, an ablat
 Benchmark (best of ``--repeats``, ratios to the device's own matmul floor): vector field of level
 17 (exact and fast modes, scale 1 and a random scale-4 net), patched decision-square sweeps over
 ``--mazes`` mazes (cheese vector coefficients 0 and -1), and training throughput (forward,
-backward and Adam step at batch ``--train-batch``).
+backward and Adam step at batch ``--train-batch``; and the fast trainer's own step on real batches of
+whole mazes, with and without the shared first block).
 """
 
 from __future__ import annotations
@@ -164,6 +165,14 @@ def bench_device(policy, device: torch.device, args: argparse.Namespace) -> dict
             "precision": "bf16 autocast" if ctx is not None else "fp32",
             "obs_per_s": args.train_batch * args.train_steps / t,
         }
+    # The fast trainer's own step on real batches of whole mazes, full forward vs the shared first block.
+    from mazewb.benchmarks import train_step_bench
+
+    tb = train_step_bench(
+        scale=1, batch_squares=args.train_batch, batches=2, repeats=max(1, args.repeats // 2), device=str(device),
+        floor_size=args.floor_size or (4096 if device.type == "cuda" else 2048),
+    )
+    out["fast_trainer"] = {k: tb[k] for k in ("full_obs_per_s", "shared_obs_per_s", "shared_over_full", "batches")}
     return out
 
 
@@ -207,6 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, e in results["training"].items():
         what = f"scale {e['scale']}, batch {e['batch']}, {e['precision']}"
         print(f"training, {name} ({what}): {e['obs_per_s']:.0f} obs/s")
+    ft = results["fast_trainer"]
+    squares = sum(b["squares"] for b in ft["batches"])
+    print(
+        f"fast trainer step (scale 1, fp32, {squares} squares of whole mazes): full forward {ft['full_obs_per_s']:.0f} "
+        f"obs/s, shared first block {ft['shared_obs_per_s']:.0f} obs/s ({ft['shared_over_full']:.2f}x)"
+    )
     if args.json is not None:
         args.json.write_text(json.dumps({"agreement": rows, **results}, indent=1))
     print("all checks passed" if ok else "AGREEMENT CHECK FAILED")

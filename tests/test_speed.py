@@ -180,6 +180,7 @@ def test_gpu_script_runs_on_cpu(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert len({r["level"] for r in report["agreement"]}) == 3 and all(r["ok"] for r in report["agreement"])
     assert report["patched_sweep"]["mazes"] == 3
+    assert report["fast_trainer"]["shared_obs_per_s"] > 0 and report["fast_trainer"]["full_obs_per_s"] > 0
 
 
 def test_bench_train_times_both_forward_passes(capsys: pytest.CaptureFixture[str]) -> None:
