@@ -540,3 +540,18 @@ def test_the_panel_example_in_the_docs_is_one_file_and_one_line(monkeypatch, tmp
         assert status == 200 and "cheese=none" in out["url"]["search"]
     finally:
         app.workbench.jobs.shutdown()
+
+
+def test_a_control_changed_during_an_earlier_event_is_not_undone() -> None:
+    """The tab clicked (or a box ticked) while an earlier event was in flight: Dash drops that
+    click's own answer, so the next event brings the page's value; it must keep it."""
+    s = ViewState(seed=3)
+    shown = controls_from_state(s)
+    page = {f"{c}.value": v for c, v in shown.items()} | {"tabs.value": "steer", "overlays.value": ["paths"]}
+    typed = {"st-typed.data": {"control": "cv-coeff", "value": 2, "at": 1}}
+    out = handle(s, "st-typed.data", page | typed).state
+    assert out.tab == "steer" and out.steer.cheese_coeff == 2 and out.seed == 3
+    assert controls_from_state(out)["overlays"] == ["paths"]
+    out = handle(s, "remove-cheese.n_clicks", page | {"remove-cheese.n_clicks": 1}).state
+    assert out.tab == "steer" and out.maze().cheese is None
+    assert handle(s, "remove-cheese.n_clicks", {f"{c}.value": v for c, v in shown.items()}).state.tab == s.tab

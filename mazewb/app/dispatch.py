@@ -118,6 +118,7 @@ class Dispatcher:
             return self.open_link(values.get(URL_KEY), services)
         cid, _, prop = trigger.partition(".")
         layers = services.layer_shapes(old.checkpoint) if services is not None else {}
+        old = caught_up(old, trigger, values, layers)
         if trigger == TYPED_KEY:
             typed = values.get(TYPED_KEY)
             if not isinstance(typed, dict) or typed.get("control") not in TYPED_CONTROLS:
@@ -140,6 +141,29 @@ class Dispatcher:
             else:
                 check_layers(out.state, layers)
         return out
+
+
+def caught_up(
+    old: ViewState, trigger: str, values: Mapping[str, Any], layers: Mapping[str, tuple[int, ...]]
+) -> ViewState:
+    """``old`` with every control the page shows differently applied first (not the trigger's own).
+
+    A control the user changed while an earlier event was still being answered sent its own
+    event, and Dash drops the answer of a superseded request: the page (a new tab, a ticked box)
+    is then ahead of the stored state, and this event would set the control back. Controls are
+    never behind the store: only this callback writes them, together with the state."""
+    shown = controls_from_state(old)
+    state = old
+    for c in CONTROL_IDS:
+        key = f"{c}.value"
+        value = values.get(key)
+        if key == trigger or value is None or _same(value, shown[c]):
+            continue
+        try:
+            state = apply_control(state, c, value, layers)
+        except MazewbError:
+            continue  # not a value this control can hold: its own event said so; nothing to catch up
+    return state
 
 
 def _same(a: Any, b: Any) -> bool:
