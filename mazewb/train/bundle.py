@@ -43,7 +43,9 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
             "eval": {"seeds": seeds, "cheese_region": region, "precision": "fp32", **metrics},
             "eval_command": command,
             "eval_seconds": round(time.time() - started, 1),
-            "source_checkpoint": str(source),
+            # As given when relative (runs/NAME/best.pt); only the file's name when absolute:
+            # a card never carries a machine's paths.
+            "source_checkpoint": Path(source).as_posix() if not Path(source).is_absolute() else Path(source).name,
             "notes": notes,
         }
     )

@@ -184,7 +184,9 @@ def summary_of_rows(rows: pd.DataFrame) -> EvalSummary:
         p_top_right=mean("p_top_right"),
         p_cheese_move_at_decision=mean("p_cheese_move_at_decision"),
         cheese_vs_top_right_at_decision=mean("cheese_vs_top_right_at_decision"),
-        optimal_argmax=int(rows["optimal_hits"].sum()) / max(int(rows["optimal_squares"].sum()), 1),
+        optimal_argmax=(
+            int(rows["optimal_hits"].sum()) / max(int(rows["optimal_squares"].sum()), 1) if len(rows) else float("nan")
+        ),
         by_size={str(k): {"mazes": len(v), "p_cheese": float(np.mean(v))} for k, v in sorted(sizes.items())},
     )
 
