@@ -264,10 +264,12 @@ def train_step_bench(
     import tempfile
 
     from mazewb.maze.render import Renderer
+    from mazewb.train.common import device_for
     from mazewb.train.config import FastConfig
     from mazewb.train.data import build_batch, keep_probability, place_cheese, random_levels
     from mazewb.train.fast import FastTrainer
 
+    device = str(device_for(device))  # a device this machine lacks: a ConfigError before any work
     rng = np.random.default_rng(seed)
     renderer = Renderer(batch=64)
     made: list = []

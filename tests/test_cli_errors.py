@@ -120,6 +120,11 @@ def test_bad_checkpoint_is_one_line_exit_2(
         (["vfield", "--interventions", "/nonexistent/iv.json"], "cannot read interventions file"),
         (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
         (["train", "fast", "--name", "none", "--resume", "--runs-dir", "{tmp}"], "nothing to resume"),
+        (["train", "fast", "--name", "d", "--device", "tpu:7", "--runs-dir", "{tmp}"], "unknown device 'tpu:7'"),
+        (["bench-train", "--device", "foo"], "unknown device 'foo'"),
+        (["bench-train", "--batches", "0"], "--batches: must be at least 1"),
+        (["bench-edit-reuse", "--edits", "-1"], "--edits: must be at least 1"),
+        (["eval", "--common-region", "-3"], "--common-region: must be 0 or more"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(

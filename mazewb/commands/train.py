@@ -86,12 +86,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
     p.add_argument("--cheese-region", type=int, default=5, help="top-right region of the in-distribution cheese")
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
     p.add_argument(
-        "--common-region", type=int, default=5,
+        "--common-region", type=_non_negative, default=5,
         help="the common test every agent takes: procgen's cheese outside this top-right region, with a "
         "decision square (default 5; 0: skip it)",
     )

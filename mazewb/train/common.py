@@ -314,7 +314,16 @@ def _alive(pid: int) -> bool:
 
 
 def device_for(name: str | None = None) -> torch.device:
-    """``name`` if given, else CUDA when present, else CPU."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``name`` if given, else CUDA when present, else CPU; a device this machine does not have
+    is a ``ConfigError``."""
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name[:40]!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name[:40]!r}: CUDA is not available on this machine (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name[:40]!r}: only cpu and cuda are supported")
+    return device
