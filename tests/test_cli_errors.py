@@ -125,6 +125,7 @@ def test_bad_checkpoint_is_one_line_exit_2(
         (["bench-train", "--batches", "0"], "--batches: must be at least 1"),
         (["bench-edit-reuse", "--edits", "-1"], "--edits: must be at least 1"),
         (["eval", "--common-region", "-3"], "--common-region: must be 0 or more"),
+        (["eval-regions", "--common-region", "0"], "--common-region: must be at least 1"),
     ],
 )
 def test_bad_options_are_one_line_exit_2(

@@ -97,6 +97,14 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _region(text: str) -> int:
+    """argparse type: a region size >= 1."""
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
     p.add_argument("--cheese-region", type=int, default=5, help="top-right region of the in-distribution cheese")
@@ -167,7 +175,7 @@ def _regions_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
     p.add_argument(
         "--common-region",
-        type=int,
+        type=_region,
         default=5,
         help="the common test: procgen's cheese outside the top-right NxN, a decision square (default 5)",
     )
