@@ -266,25 +266,15 @@ def train_step_bench(
     from mazewb.maze.render import Renderer
     from mazewb.train.common import device_for
     from mazewb.train.config import FastConfig
-    from mazewb.train.data import build_batch, keep_probability, place_cheese, random_levels
+    from mazewb.train.data import build_batch, training_levels
     from mazewb.train.fast import FastTrainer
 
     device = str(device_for(device))  # a device this machine lacks: a ConfigError before any work
     rng = np.random.default_rng(seed)
     renderer = Renderer(batch=64)
-    made: list = []
     try:
-        while len(made) < batches:
-            pending, squares = [], 0
-            for maze in random_levels(rng):
-                if rng.random() >= keep_probability(maze.size, large_maze_bias):
-                    continue
-                pending.append(place_cheese(maze, region, rng))
-                squares += len(maze.open_cells()) - 1
-                if squares >= batch_squares:
-                    break
-            if squares >= batch_squares:
-                made.append(build_batch(pending, renderer, rng))
+        levels = training_levels(rng, region, batch_squares, large_maze_bias=large_maze_bias)
+        made = [build_batch(next(levels), renderer, rng) for _ in range(batches)]
     finally:
         renderer.close()
     total = sum(b.num_squares for b in made)
@@ -356,8 +346,8 @@ def edit_reuse_bound(policy: ImpalaPolicy, maze, edited, chunk: int = 32) -> dic
     from mazewb.policy.incremental import activation_at_stop
 
     squares = [s for s in maze.open_cells() if s not in (maze.cheese, edited.cheese) and s in set(edited.open_cells())]
-    convs = {s.name: s for s in STAGES if s.op is not None and "conv" in s.op.rsplit(".", 1)[-1]}
     modules = dict(policy.named_modules())
+    convs = {s.name: s for s in STAGES if s.op is not None and isinstance(modules[s.op], nn.Conv2d)}
     shapes = policy.hook_points()
 
     def per_pixel(name: str) -> float:
@@ -382,7 +372,8 @@ def edit_reuse_bound(policy: ImpalaPolicy, maze, edited, chunk: int = 32) -> dic
         plan, _, base_x = activation_at_stop(policy, xa_all)
     stop = plan.stop
     base_acts = stages(base_x) if base_x is not None else None
-    linear = forward_flops(policy) - sum(per_pixel(n) * shapes[n][1] * shapes[n][2] for n in convs)
+    dense = forward_flops(policy)
+    linear = dense - sum(per_pixel(n) * shapes[n][1] * shapes[n][2] for n in convs)
     edit_flops = mouse_flops = both_flops = 0.0
     for lo in range(0, len(squares), chunk):
         a, b = stages(xa_all[lo : lo + chunk]), stages(xb_all[lo : lo + chunk])
@@ -398,7 +389,6 @@ def edit_reuse_bound(policy: ImpalaPolicy, maze, edited, chunk: int = 32) -> dic
             both_flops += float(torch.minimum(edit_area, mouse_area).sum()) * per_pixel(name)
     cache_floats = sum(int(np.prod(shape)) for shape in shapes.values())
     n = len(squares)
-    dense = forward_flops(policy)
     edit = edit_flops / n + linear
     mouse = mouse_flops / n + linear
     both = both_flops / n + linear

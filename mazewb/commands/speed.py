@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mazewb.cli import command
+from mazewb.cli import at_least, command
 
 TARGETS = {"default_over_loop": {1: 10.0, 4: 5.0}, "exact_fraction_of_floor": {4: 0.60}}
 
@@ -19,17 +19,6 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16-squares", type=int, default=32, help="observations of the forced-bf16 timing")
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (scale 1, small floor, 1 round)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-
-
-def _positive(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _verdict(value: float, target: float) -> str:
@@ -107,11 +96,11 @@ def print_bench(result: dict) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=_positive, default=1, help="IMPALA scale of the random-init network trained")
+    p.add_argument("--scale", type=at_least(1), default=1, help="IMPALA scale of the random-init network trained")
     p.add_argument("--region", type=int, default=5, help="cheese region of the training mazes")
-    p.add_argument("--batch-squares", type=_positive, default=512, help="squares per batch (whole mazes)")
-    p.add_argument("--batches", type=_positive, default=3, help="real training batches, the same for both passes")
-    p.add_argument("--repeats", type=_positive, default=2, help="interleaved rounds; every number is the best of them")
+    p.add_argument("--batch-squares", type=at_least(1), default=512, help="squares per batch (whole mazes)")
+    p.add_argument("--batches", type=at_least(1), default=3, help="real training batches, the same for both passes")
+    p.add_argument("--repeats", type=at_least(1), default=2, help="interleaved rounds; each number the best of them")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
@@ -136,9 +125,9 @@ def bench_train(args: argparse.Namespace) -> int:
 
 def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
-    p.add_argument("--scale", type=_positive, default=None, help="a random-init network of this scale instead")
+    p.add_argument("--scale", type=at_least(1), default=None, help="a random-init network of this scale instead")
     p.add_argument("--seed", type=int, default=17, help="level (17: a 25x25 maze)")
-    p.add_argument("--edits", type=_positive, default=3, help="cheese moves to random open squares")
+    p.add_argument("--edits", type=at_least(1), default=3, help="cheese moves to random open squares")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mazewb.cli import command
+from mazewb.cli import at_least, command
 from mazewb.errors import ConfigError
 from mazewb.executor import add_executor_args, executor_from_args
 
@@ -86,31 +86,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _non_negative(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _region(text: str) -> int:
-    """argparse type: a region size >= 1."""
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="policy checkpoint (default: the bundled agent)")
     p.add_argument("--cheese-region", type=int, default=5, help="top-right region of the in-distribution cheese")
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
     p.add_argument(
-        "--common-region", type=_non_negative, default=5,
+        "--common-region", type=at_least(0), default=5,
         help="the common test every agent takes: procgen's cheese outside this top-right region, with a "
         "decision square (default 5; 0: skip it)",
     )
@@ -175,7 +156,7 @@ def _regions_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0:200", help="held-out level seeds A:B (default 0:200)")
     p.add_argument(
         "--common-region",
-        type=_region,
+        type=at_least(1),
         default=5,
         help="the common test: procgen's cheese outside the top-right NxN, a decision square (default 5)",
     )

@@ -248,7 +248,8 @@ def activation_at_stop(
     if not bool(shared.any()):
         return dense_plan
     bases = torch.stack([x[which == k].median(dim=0).values for k in range(len(counts))])
-    r0, c0, hs, ws = _changed_boxes(x, bases[which])
+    # One maze (a vector field): its base broadcasts, with no copy of it per observation.
+    r0, c0, hs, ws = _changed_boxes(x, bases if len(bases) == 1 else bases[which])
     small = shared & (hs <= MAX_DIFF_PIXELS) & (ws <= MAX_DIFF_PIXELS)
     windowed, dense = everything[small], everything[~small]
     if len(windowed) == 0:

@@ -65,6 +65,7 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
     def num(x: Any) -> str:
         return "n/a" if x is None or x != x else f"{x:.3f}"  # x != x: NaN (a set with no mazes)
 
+    bundled = Path(path).name == "default.pt"  # the bundled agent, else a zoo agent
     hours = card.get("wall_time_s", 0) / 3600
     region = card.get("cheese_region")
     lines = [
@@ -72,7 +73,7 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         "",
         (
             f"`{path}` is the default policy of `load_policy()` and of the web app."
-            if Path(path).name == "default.pt"
+            if bundled
             else f"`{path}` is a zoo agent: trained with the cheese in the top-right {region} x {region}, "
             "listed by the app's Model panel and compared with the others by `mazewb eval-regions`."
         ),
@@ -129,7 +130,7 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         "",
         (
             "Targets (issue 4): " + "; ".join(f"{k} {v}" for k, v in TARGETS.items())
-            if Path(path).name == "default.pt"
+            if bundled
             else "The zoo's bar (issue 11): " + "; ".join(f"{k} {v}" for k, v in ZOO_TARGETS.items())
         )
         + ".",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +151,34 @@ def keep_probability(size: int, large_maze_bias: float) -> float:
     return (size / 25) ** large_maze_bias
 
 
+def training_levels(
+    rng: np.random.Generator,
+    region: int,
+    batch_squares: int,
+    max_size: Callable[[], int] = lambda: 25,
+    large_maze_bias: float = 0.0,
+) -> Iterator[list[Maze]]:
+    """Endless lists of training mazes, each of at least ``batch_squares`` rendered squares: random
+    levels no larger than ``max_size()`` (read per draw of 64 levels, so a curriculum can grow it),
+    kept with ``keep_probability``, the cheese placed in the top-right ``region``. The trainer's
+    workers and ``mazewb bench-train`` draw their batches here."""
+    pending: list[Maze] = []
+    squares = 0
+    while True:
+        limit = max_size()
+        for maze in random_levels(rng):
+            if maze.size > limit or maze.size < 2:
+                continue
+            if large_maze_bias and rng.random() >= keep_probability(maze.size, large_maze_bias):
+                continue
+            maze = place_cheese(maze, region, rng)
+            pending.append(maze)
+            squares += len(maze.open_cells()) - 1
+            if squares >= batch_squares:
+                yield pending
+                pending, squares = [], 0
+
+
 def _produce(
     out: mp.Queue,  # type: ignore[valid-type]
     seed: int,
@@ -165,30 +194,17 @@ def _produce(
     torch.set_num_threads(1)  # the worker renders; the training process owns the cores' math
     rng = np.random.default_rng(seed)
     renderer = Renderer(batch=64)
-    pending: list[Maze] = []
-    squares = 0
     parent = os.getppid()
-    while not stop.is_set() and os.getppid() == parent:  # also end when the trainer died
-        limit = int(max_size.value)
-        for maze in random_levels(rng):
-            if maze.size > limit or maze.size < 2:
-                continue
-            if large_maze_bias and rng.random() >= keep_probability(maze.size, large_maze_bias):
-                continue
-            maze = place_cheese(maze, region, rng)
-            pending.append(maze)
-            squares += len(maze.open_cells()) - 1
-            if squares >= batch_squares:
-                batch = build_batch(pending, renderer, rng)
-                pending, squares = [], 0
-                while not stop.is_set() and os.getppid() == parent:
-                    try:
-                        out.put(batch, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-            if stop.is_set():
+    for pending in training_levels(rng, region, batch_squares, lambda: int(max_size.value), large_maze_bias):
+        if stop.is_set() or os.getppid() != parent:  # also end when the trainer died
+            break
+        batch = build_batch(pending, renderer, rng)
+        while not stop.is_set() and os.getppid() == parent:
+            try:
+                out.put(batch, timeout=0.5)
                 break
+            except queue.Full:
+                continue
     renderer.close()
 
 

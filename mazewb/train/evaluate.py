@@ -167,6 +167,11 @@ _ROW_COLUMNS = [
 ]
 
 
+def _no_rows(extra: list[str] | None = None) -> pd.DataFrame:
+    """An empty table of ``maze_rows`` (with ``extra`` columns first)."""
+    return pd.DataFrame(columns=[*(extra or []), *_ROW_COLUMNS])
+
+
 def summary_of_rows(rows: pd.DataFrame) -> EvalSummary:
     """Means over the mazes of ``maze_rows`` (nan when there are none)."""
 
@@ -230,7 +235,7 @@ class Evaluator:
         out = {}
         for name, (maze_probs, decision) in self.sets.items():
             if maze_probs is None:
-                out[name] = summary_of_rows(pd.DataFrame(columns=_ROW_COLUMNS)).to_dict()
+                out[name] = summary_of_rows(_no_rows()).to_dict()
             else:
                 out[name] = summarize(maze_probs, maze_probs.probs(policy, fast, progress), decision).to_dict()
         return out
@@ -270,7 +275,7 @@ def evaluation_batch(
             parts.append(rows)
     finally:
         renderer.close()
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["distribution", *_ROW_COLUMNS])
+    return pd.concat(parts, ignore_index=True) if parts else _no_rows(["distribution"])
 
 
 def evaluation_rows(
@@ -297,7 +302,7 @@ def evaluation_rows(
         common_region=common_region,
         fast=fast,
     )
-    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["distribution", *_ROW_COLUMNS])
+    rows = pd.concat(parts, ignore_index=True) if parts else _no_rows(["distribution"])
     order = {name: i for i, name in enumerate(DISTRIBUTIONS)}
     return rows.sort_values("distribution", key=lambda d: d.map(order), kind="stable").reset_index(drop=True)
 
