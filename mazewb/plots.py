@@ -638,6 +638,16 @@ def region_curve_figure(table: pd.DataFrame, title: str | None = None) -> go.Fig
 # --- statistics and rollouts ------------------------------------------------------------------------
 
 
+def _paper_note(
+    fig: go.Figure, text: str, y: float, anchor: str, size: int, colour: str, yshift: int = 0
+) -> None:
+    """Left-aligned text at the figure's left edge, above (anchor "bottom") or below ("top") height y."""
+    fig.add_annotation(
+        text=text, xref="paper", yref="paper", x=0, y=y, yshift=yshift, xanchor="left", yanchor=anchor,
+        align="left", showarrow=False, font={"size": size, "color": colour},
+    )
+
+
 def _warnings_text(warnings: Sequence[str]) -> str:
     return "<br>".join("⚠ " + _wrap(w, 120).replace("<br>", "<br>   ") for w in warnings)
 
@@ -682,18 +692,7 @@ def behaviour_figure(stats: BehaviourStats, title: str | None = None) -> go.Figu
     if stats.warnings:
         lines = sum(_wrap(w, 120).count("<br>") + 1 for w in stats.warnings)
         height += 18 * lines + 30
-        fig.add_annotation(
-            text=_warnings_text(stats.warnings),
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=-0.12,
-            xanchor="left",
-            yanchor="top",
-            align="left",
-            showarrow=False,
-            font={"color": "#a04000", "size": 12},
-        )
+        _paper_note(fig, _warnings_text(stats.warnings), y=-0.12, anchor="top", size=12, colour="#a04000")
         fig.update_layout(margin={"b": 18 * lines + 80})
     fig.update_layout(
         title=title
@@ -735,17 +734,10 @@ def behaviour_table_figure(stats: BehaviourStats, title: str | None = None) -> g
         height=90 + 18 * lines + 26 * (len(table) + 1) + 40,
         margin={"t": 60 + 18 * lines, "l": 10, "r": 10, "b": 10},
     )
-    fig.add_annotation(
-        text=scores + ("<br>" + _warnings_text(stats.warnings) if stats.warnings else ""),
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=1.0,
-        yanchor="bottom",
-        xanchor="left",
-        align="left",
-        showarrow=False,
-        font={"size": 12, "color": "#a04000" if stats.warnings else "#333"},
+    _paper_note(
+        fig,
+        scores + ("<br>" + _warnings_text(stats.warnings) if stats.warnings else ""),
+        y=1.0, anchor="bottom", size=12, colour="#a04000" if stats.warnings else "#333",
     )
     return fig
 
@@ -778,19 +770,7 @@ def outcomes_figure(results: ExactOutcomes | Mapping[str, ExactOutcomes], title:
                 hovertemplate=f"{label}: %{{x:.4f}}<extra>%{{y}}</extra>",
             )
         )
-    fig.add_annotation(
-        text=_wrap(OUTCOME_DEFINITION, 120),
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=0,
-        yshift=-45,
-        xanchor="left",
-        yanchor="top",
-        align="left",
-        showarrow=False,
-        font={"size": 11, "color": "#444"},
-    )
+    _paper_note(fig, _wrap(OUTCOME_DEFINITION, 120), y=0, anchor="top", size=11, colour="#444", yshift=-45)
     fig.update_layout(
         barmode="stack",
         title={"text": title or "How the episode ends (exact; the four outcomes add up to 1)", "y": 0.97},
@@ -823,18 +803,7 @@ def outcomes_table_figure(results: ExactOutcomes | Mapping[str, ExactOutcomes], 
         height=300,
         margin={"t": 110, "l": 10, "r": 10, "b": 10},
     )
-    fig.add_annotation(
-        text=_wrap(OUTCOME_DEFINITION, 120),
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=1.0,
-        yanchor="bottom",
-        xanchor="left",
-        align="left",
-        showarrow=False,
-        font={"size": 11, "color": "#444"},
-    )
+    _paper_note(fig, _wrap(OUTCOME_DEFINITION, 120), y=1.0, anchor="bottom", size=11, colour="#444")
     return fig
 
 
