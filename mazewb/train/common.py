@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import dataclasses
 import os
 import platform
@@ -246,6 +247,20 @@ def hardware_description(device: torch.device) -> str:
     if device.type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     return text
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); False where
+    there is no glibc. Training allocates tensors of a different size every step (mazes differ),
+    and glibc keeps the freed space: a fast-trainer run grew from 1.4 to 3 GB in 15 minutes, of
+    which ``malloc_trim`` returned 1.6 GB at once. Costs milliseconds."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 class StopSignals:

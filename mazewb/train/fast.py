@@ -47,6 +47,7 @@ from mazewb.train.common import (
     hardware_description,
     move_log_probs,
     parse_seeds,
+    release_free_memory,
     restore_training,
     resumed_config,
 )
@@ -315,11 +316,13 @@ class FastTrainer:
                     print(json.dumps(row), flush=True)
                     window = {"samples": 0, "time": now, "loss": 0.0, "bc": 0.0, "rl": 0.0, "accuracy": 0.0, "n": 0}
                     last_log = now
+                    release_free_memory()
                 if now - last_eval >= cfg.eval_every_s:
                     t_eval = time.time()
                     metrics = self.evaluate()
                     print(json.dumps({"eval": metrics, "samples": self.counters["samples"],
                                       "eval_s": round(time.time() - t_eval, 1)}), flush=True)
+                    release_free_memory()
                     last_eval = time.time()
                 if now - last_save >= cfg.save_every_s:
                     self.save()

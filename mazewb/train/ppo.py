@@ -43,6 +43,7 @@ from mazewb.train.common import (
     device_for,
     hardware_description,
     parse_seeds,
+    release_free_memory,
     restore_training,
     resumed_config,
 )
@@ -313,6 +314,7 @@ class PPOTrainer:
                 if time.time() - last_eval >= cfg.eval_every_s:
                     metrics = self.evaluate()
                     print(json.dumps({"eval": metrics, "global_step": self.counters["global_step"]}), flush=True)
+                    release_free_memory()
                     last_eval = time.time()
                 if time.time() - last_save >= cfg.save_every_s:
                     self.save()
