@@ -23,7 +23,7 @@ from mazewb.train.common import move_log_probs
 from mazewb.train.data import build_batch, place_cheese
 from mazewb.train.evaluate import MazeProbs, summarize
 from mazewb.train.exact import chain_values, rl_loss
-from mazewb.train.fast import FastConfig, FastTrainer
+from mazewb.train.fast import FROM_SCRATCH, FastConfig, FastTrainer
 from mazewb.train.ppo import PPOConfig, PPOTrainer
 
 
@@ -87,6 +87,15 @@ def test_fast_trainer_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
     fresh = FastTrainer(FastConfig(name="t2", runs_dir=str(tmp_path), init=str(bundled), threads=1))
     assert _tensors_equal(resumed.model.state_dict(), fresh.model.state_dict())
     assert fresh.counters["samples"] == resumed.counters["samples"]
+    # The card keeps the lineage: the same region continued is still from scratch; another is a warm start.
+    assert trainer.card({})["initial_weights"] == FROM_SCRATCH == resumed.card({})["initial_weights"]
+    assert fresh.card({})["initial_weights"].startswith(FROM_SCRATCH + "; continued from")
+    other = FastTrainer(FastConfig(name="t3", runs_dir=str(tmp_path), init=str(bundled), threads=1, region=25))
+    assert other.card({})["initial_weights"].startswith("warm-started from")
+    fresh.save()
+    assert FastTrainer(FastConfig(name="t2", runs_dir=str(tmp_path)), resume=True).initial_weights == (
+        fresh.initial_weights
+    )
 
 
 def test_ppo_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
@@ -196,6 +205,9 @@ def test_bundle_writes_checkpoint_and_card(tmp_path) -> None:  # noqa: ANN001
 
     source = make_placeholder_checkpoint(tmp_path / "src.pt")
     card = bundle(source, tmp_path / "agent.pt", seeds="0:2", region=5)
+    assert "| initial weights | random (trained from scratch) |" in (tmp_path / "agent.md").read_text()
+    bundle(source, tmp_path / "again.pt", seeds="0:1", region=5, initial_weights="from scratch, in three runs")
+    assert "| initial weights | from scratch, in three runs |" in (tmp_path / "again.md").read_text()
     loaded = load_policy(tmp_path / "agent.pt", device="cpu")
     assert loaded.card["eval"]["in_distribution"]["mazes"] == 2
     assert card["eval_command"].startswith("mazewb eval --checkpoint")

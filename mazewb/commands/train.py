@@ -56,6 +56,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     bundle.add_argument("--seeds", default="0:200", help="held-out level seeds A:B for the card's numbers")
     bundle.add_argument("--cheese-region", type=int, default=None, help="default: the card's training region")
     bundle.add_argument("--notes", default="", help="free text for the card")
+    bundle.add_argument(
+        "--initial-weights", default="",
+        help="what the run started from, for the card (default: the trainer's record, else its --init)",
+    )
 
 
 @command("train", "train an agent (fast: known mazes; ppo: the game itself)")(_train_args)
@@ -63,7 +67,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.trainer == "bundle":
         from mazewb.train.bundle import bundle
 
-        card = bundle(args.source, args.dest, args.seeds, args.cheese_region, args.notes)
+        card = bundle(args.source, args.dest, args.seeds, args.cheese_region, args.notes, args.initial_weights)
         print(json.dumps({"written": args.dest, "eval": card["eval"]}, indent=2))
         return 0
     if args.trainer == "fast":

@@ -24,9 +24,10 @@ ZOO_TARGETS = {"in_distribution p_cheese": ">= 0.85"}
 
 
 def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: int | None = None,
-           notes: str = "") -> dict[str, Any]:
+           notes: str = "", initial_weights: str = "") -> dict[str, Any]:
     """Evaluate ``source`` on ``seeds`` (exact, fp32), write ``dest`` (.pt) and ``dest`` with
-    suffix .md. Returns the card written."""
+    suffix .md. ``initial_weights`` replaces the card's record of what the run started from (runs
+    older than that record know only their ``--init`` path). Returns the card written."""
     policy = load_policy(source, device="cpu")
     card = dict(policy.card)
     region = int(card.get("cheese_region", 5)) if region is None else region
@@ -49,6 +50,8 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
             "notes": notes,
         }
     )
+    if initial_weights:
+        card["initial_weights"] = initial_weights
     save_policy(policy, dest, card)
     # The Markdown card describes the written file (as load_policy reports it), not the source.
     card.update({"file": dest.name, "sha256": hashlib.sha256(dest.read_bytes()).hexdigest()})
@@ -149,6 +152,8 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
 
 
 def _initial_weights(card: dict[str, Any]) -> str:
-    """How the run began: from scratch, or warm-started from another agent (``--init``)."""
+    """How the run began: the trainer's own record (``initial_weights``), else from ``--init``."""
+    if card.get("initial_weights"):
+        return str(card["initial_weights"])
     init = str(card.get("config", {}).get("init") or "")
     return "random (trained from scratch)" if not init else f"warm-started from `{init}` (see the notes)"

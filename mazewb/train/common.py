@@ -132,6 +132,8 @@ def _check_entries(root: dict, path: Path) -> None:
     commands = root.get("commands", [])
     if not (isinstance(commands, list) and all(isinstance(c, str) for c in commands)):
         raise ConfigError(f"{path}: the saved commands are not a list of strings")
+    if not isinstance(root.get("initial_weights", ""), str):
+        raise ConfigError(f"{path}: the saved initial weights are not a string")
     if trainer == "ppo":
         norm = root.get("reward_norm")
         if not (isinstance(norm, dict) and all(_is_number(norm.get(k)) for k in ("mean", "var", "count"))):

@@ -79,6 +79,22 @@ def learning_rate(config: FastConfig, samples: int) -> float:
 
 
 
+FROM_SCRATCH = "random (trained from scratch)"
+
+
+def initial_weights(init: str, init_card: dict[str, Any] | None, region: int) -> str:
+    """What a run started from, for its model card. Continuing a from-scratch run of the same
+    region (``--init`` its own committed weights, e.g. on a fresh machine) is still from scratch;
+    any other ``--init`` is a warm start."""
+    if not init:
+        return FROM_SCRATCH
+    card = init_card or {}
+    name = Path(init).name if Path(init).is_absolute() else Path(init).as_posix()
+    if str(card.get("initial_weights", "")).startswith(FROM_SCRATCH) and card.get("cheese_region") == region:
+        return f"{FROM_SCRATCH}; continued from `{name}` at {card.get('samples')} samples"
+    return f"warm-started from `{name}` (a region-{card.get('cheese_region', '?')} agent; see the notes)"
+
+
 def _portable_command(command: str) -> str:
     """A recorded command with the program path (older runs stored ``sys.argv[0]``) shown as
     ``mazewb``, so model cards never carry a machine's paths."""
@@ -124,6 +140,9 @@ class FastTrainer:
                 step=int(card.get("steps", 0)), samples=int(card.get("samples", 0)),
                 mazes=int(card.get("mazes", 0)), seconds=float(card.get("wall_time_s", 0.0)), segment=1,
             )
+        self.initial_weights = initial_weights(
+            config.init, self.model.card if config.init and not resume else None, config.region
+        )
         self.best = -math.inf
         self.last_eval: dict[str, Any] = {}
         self.commands: list[str] = []  # the command line of every segment of this run
@@ -132,6 +151,8 @@ class FastTrainer:
             self.counters = dict(state["counters"])
             self.counters["segment"] += 1
             self.best = float(state["best"])
+            # Runs saved before the card said so: only the --init path is known.
+            self.initial_weights = state.get("initial_weights", self.initial_weights)
             if state["config"]["eval_seeds"] != config.eval_seeds:
                 self.best = -math.inf  # scores on other seeds are not comparable
             self.last_eval = dict(state.get("last_eval", {}))
@@ -200,6 +221,7 @@ class FastTrainer:
                 "torch_rng": torch.get_rng_state(),
                 "counters": dict(self.counters),
                 "best": self.best,
+                "initial_weights": self.initial_weights,
                 "last_eval": self.last_eval,
                 "commands": self.commands,
             },
@@ -224,6 +246,7 @@ class FastTrainer:
             "wall_time_s": round(self.counters["seconds"], 1),
             "hardware": hardware_description(self.device),
             "train_commands": self.commands,
+            "initial_weights": self.initial_weights,
             "config": asdict(cfg),
             "eval": metrics,
         }
