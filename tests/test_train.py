@@ -208,6 +208,11 @@ def test_bundle_writes_checkpoint_and_card(tmp_path) -> None:  # noqa: ANN001
     assert "| initial weights | random (trained from scratch) |" in (tmp_path / "agent.md").read_text()
     bundle(source, tmp_path / "again.pt", seeds="0:1", region=5, initial_weights="from scratch, in three runs")
     assert "| initial weights | from scratch, in three runs |" in (tmp_path / "again.md").read_text()
+    from mazewb.train.bundle import model_card_markdown
+
+    one = model_card_markdown({"cheese_region": 1, "eval": {"seeds": "0:2", "cheese_region": 1}, "config": {}})
+    assert "| cheese region (training) | the top-right square of the maze |" in one
+    assert "the cheese moved to the top-right square." in one and "1 x 1" not in one
     loaded = load_policy(tmp_path / "agent.pt", device="cpu")
     assert loaded.card["eval"]["in_distribution"]["mazes"] == 2
     assert card["eval_command"].startswith("mazewb eval --checkpoint")

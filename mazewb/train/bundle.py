@@ -77,7 +77,7 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         (
             f"`{path}` is the default policy of `load_policy()` and of the web app."
             if bundled
-            else f"`{path}` is a zoo agent: trained with the cheese in the top-right {region} x {region}, "
+            else f"`{path}` is a zoo agent: trained with the cheese in {_region_text(region)}, "
             "listed by the app's Model panel and compared with the others by `mazewb eval-regions`."
         ),
         "",
@@ -86,7 +86,7 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         f"| architecture | IMPALA-CNN, scale {card.get('scale')} ({card.get('num_actions', 15)} actions) |",
         f"| method | {card.get('method', '?')} |",
         f"| trainer | `{card.get('trainer', '?')}` |",
-        f"| cheese region (training) | top-right {region} x {region} of the maze |",
+        f"| cheese region (training) | {_region_text(region)} of the maze |",
         "| levels | procgen maze, hard mode, random levels with seeds >= 1,000,000 (seeds below held out) |",
         f"| samples | {card.get('samples', card.get('env_steps', '?'))} rendered squares (observations), "
         f"{card.get('steps', '?')} optimizer steps, {card.get('mazes', '?')} mazes |",
@@ -98,9 +98,14 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         "",
         "## Evaluation (exact outcome probabilities, fp32)",
         "",
-        f"Held-out level seeds {ev.get('seeds')}. In distribution: the cheese moved to a uniformly random open "
-        f"square of the top-right {ev.get('cheese_region')} x {ev.get('cheese_region')} (a fixed random stream "
-        "per seed). Off distribution: the level's own cheese, kept when it lies outside that region and the "
+        f"Held-out level seeds {ev.get('seeds')}. In distribution: the cheese moved to "
+        + (
+            "the top-right square. "
+            if ev.get("cheese_region") == 1
+            else f"a uniformly random open square of {_region_text(ev.get('cheese_region'))} (a fixed random "
+            "stream per seed). "
+        )
+        + "Off distribution: the level's own cheese, kept when it lies outside that region and the "
         "maze has a decision square (none when the region covers the whole maze). "
         + (
             f"Common test (the same mazes for every agent): the level's own cheese outside the top-right "
@@ -149,6 +154,11 @@ def model_card_markdown(card: dict[str, Any], path: str = "checkpoints/default.p
         lines += ["## Notes", "", card["notes"], ""]
     lines += ["## Full card", "", "```json", json.dumps(card, indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _region_text(region: Any) -> str:
+    """A training region in words: region 1 is one square."""
+    return "the top-right square" if region == 1 else f"the top-right {region} x {region}"
 
 
 def _initial_weights(card: dict[str, Any]) -> str:
