@@ -19,11 +19,11 @@ from mazewb.maze.bridge import maze_to_state_bytes
 from mazewb.maze.render import Renderer
 from mazewb.policy import ImpalaPolicy, load_policy, move_probs
 from mazewb.policy.hooks import observations_to_tensor
-from mazewb.train.common import move_log_probs
+from mazewb.train.common import FROM_SCRATCH, move_log_probs
 from mazewb.train.data import build_batch, place_cheese
 from mazewb.train.evaluate import MazeProbs, summarize
 from mazewb.train.exact import chain_values, rl_loss
-from mazewb.train.fast import FROM_SCRATCH, FastConfig, FastTrainer
+from mazewb.train.fast import FastConfig, FastTrainer
 from mazewb.train.ppo import PPOConfig, PPOTrainer
 
 

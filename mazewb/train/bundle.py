@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mazewb.policy.checkpoint import load_policy, save_policy
-from mazewb.train.common import parse_seeds
+from mazewb.train.common import FROM_SCRATCH, parse_seeds, portable_path
 from mazewb.train.evaluate import COMMON_REGION, Evaluator
 
 TARGETS = {
@@ -44,9 +44,7 @@ def bundle(source: str | Path, dest: str | Path, seeds: str = "0:200", region: i
             "eval": {"seeds": seeds, "cheese_region": region, "precision": "fp32", **metrics},
             "eval_command": command,
             "eval_seconds": round(time.time() - started, 1),
-            # As given when relative (runs/NAME/best.pt); only the file's name when absolute:
-            # a card never carries a machine's paths.
-            "source_checkpoint": Path(source).as_posix() if not Path(source).is_absolute() else Path(source).name,
+            "source_checkpoint": portable_path(source),
             "notes": notes,
         }
     )
@@ -166,4 +164,4 @@ def _initial_weights(card: dict[str, Any]) -> str:
     if card.get("initial_weights"):
         return str(card["initial_weights"])
     init = str(card.get("config", {}).get("init") or "")
-    return "random (trained from scratch)" if not init else f"warm-started from `{init}` (see the notes)"
+    return FROM_SCRATCH if not init else f"warm-started from `{init}` (see the notes)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import ctypes
 import dataclasses
+import functools
 import os
 import platform
 import signal
@@ -256,13 +257,35 @@ def release_free_memory() -> bool:
     there is no glibc. Training allocates tensors of a different size every step (mazes differ),
     and glibc keeps the freed space: a fast-trainer run grew from 1.4 to 3 GB in 15 minutes, of
     which ``malloc_trim`` returned 1.6 GB at once. Costs milliseconds."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
+    libc.malloc_trim(0)
     return True
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """glibc with ``malloc_trim``, loaded once; None on other systems."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 (an AttributeError here means no malloc_trim)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+FROM_SCRATCH = "random (trained from scratch)"
+"""A model card's ``initial_weights`` for a run that began from random weights."""
+
+
+def portable_path(path: str | Path) -> str:
+    """A path for a model card: as given when relative (runs/NAME/best.pt), only the file's name
+    when absolute, so a card never carries a machine's paths."""
+    path = Path(path)
+    return path.name if path.is_absolute() else path.as_posix()
 
 
 class StopSignals:

@@ -38,6 +38,7 @@ from mazewb.policy.checkpoint import load_policy, save_policy
 from mazewb.policy.impala import ImpalaPolicy
 from mazewb.policy.incremental import forward_shared_background
 from mazewb.train.common import (
+    FROM_SCRATCH,
     TRAIN_STATE_FORMAT,
     CsvLog,
     RunLock,
@@ -47,6 +48,7 @@ from mazewb.train.common import (
     hardware_description,
     move_log_probs,
     parse_seeds,
+    portable_path,
     release_free_memory,
     restore_training,
     resumed_config,
@@ -79,9 +81,6 @@ def learning_rate(config: FastConfig, samples: int) -> float:
 
 
 
-FROM_SCRATCH = "random (trained from scratch)"
-
-
 def initial_weights(init: str, init_card: dict[str, Any] | None, region: int) -> str:
     """What a run started from, for its model card. Continuing a from-scratch run of the same
     region (``--init`` its own committed weights, e.g. on a fresh machine) is still from scratch;
@@ -89,7 +88,7 @@ def initial_weights(init: str, init_card: dict[str, Any] | None, region: int) ->
     if not init:
         return FROM_SCRATCH
     card = init_card or {}
-    name = Path(init).name if Path(init).is_absolute() else Path(init).as_posix()
+    name = portable_path(init)
     if str(card.get("initial_weights", "")).startswith(FROM_SCRATCH) and card.get("cheese_region") == region:
         return f"{FROM_SCRATCH}; continued from `{name}` at {card.get('samples')} samples"
     return f"warm-started from `{name}` (a region-{card.get('cheese_region', '?')} agent; see the notes)"
