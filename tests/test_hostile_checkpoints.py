@@ -197,6 +197,14 @@ HOSTILE_TRAIN_STATES: dict[str, tuple[Callable[[], object], str]] = {
     "moment-wrong-shape": (lambda: _with_optimizer_moment(torch.zeros(7)), "'exp_avg' has shape \\(7,\\)"),
     "sparse-moment": (lambda: _with_optimizer_moment(torch.zeros(16, 3, 3, 3).to_sparse()), "sparse tensor"),
     "nan-model": (_nan_model, "fc_value.bias contain NaN"),
+    "nan-moving-average": (
+        lambda: train_state(ema={**train_state()["model"], "fc_value.bias": torch.full((1,), float("inf"))}),
+        "saved moving average fc_value.bias contain NaN or infinite",
+    ),
+    "moving-average-wrong-shape": (
+        lambda: train_state(ema={**train_state()["model"], "fc_policy.bias": torch.zeros(3)}),
+        "moving average.*wrong shape for fc_policy.bias",
+    ),
     "model-wrong-shape": (
         lambda: train_state(model={**train_state()["model"], "fc_policy.bias": torch.zeros(3)}),
         "wrong shape for fc_policy.bias",

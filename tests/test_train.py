@@ -98,6 +98,45 @@ def test_fast_trainer_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
     )
 
 
+def test_moving_average_is_evaluated_shipped_and_resumed(tmp_path) -> None:  # noqa: ANN001
+    cfg = FastConfig(
+        name="m", runs_dir=str(tmp_path), batch_squares=24, curriculum_start=5, curriculum_samples=10**9,
+        threads=1, eval_every_s=1e9, ema_decay=0.75, eval_seeds="0:2",
+    )
+    trainer = FastTrainer(cfg)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train(max_steps=1)
+    after = trainer.model.state_dict()
+    average = trainer.ema.state_dict()
+    assert not torch.equal(before["fc_policy.weight"], after["fc_policy.weight"])
+    for key in before:  # one step: a quarter of the way from the start to the new weights
+        assert torch.allclose(average[key], 0.75 * before[key] + 0.25 * after[key], atol=1e-6), key
+
+    trainer.evaluate()  # best.pt holds the average, and its card says so
+    best = load_policy(tmp_path / "m" / "best.pt")
+    assert _tensors_equal({k: v.contiguous() for k, v in average.items()}, best.state_dict())
+    assert "moving average of the trained ones (decay 0.75" in best.card["method"]
+
+    resumed = FastTrainer(FastConfig(name="m", runs_dir=str(tmp_path)), resume=True)
+    assert _tensors_equal(average, resumed.ema.state_dict()) and resumed.config.ema_decay == 0.75
+    # Turned on when resuming a run that had none: the average starts at the current weights.
+    plain = FastTrainer(FastConfig(name="p", runs_dir=str(tmp_path), batch_squares=24, curriculum_start=5,
+                                   curriculum_samples=10**9, threads=1, eval_every_s=1e9))
+    assert plain.ema is None and plain.shipped_model() is plain.model
+    plain.train(max_steps=1)
+    turned_on = FastTrainer(FastConfig(name="p", runs_dir=str(tmp_path)), resume=True, overrides={"ema_decay": 0.9})
+    assert _tensors_equal(turned_on.model.state_dict(), turned_on.ema.state_dict())
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        FastTrainer(FastConfig(name="p", runs_dir=str(tmp_path)), resume=True, overrides={"ema_decay": 1.0})
+
+    # A run whose budget is spent evaluates its last weights (its last average) before it stops.
+    budget = resumed.counters["samples"] + 1
+    ended = FastTrainer(FastConfig(name="m", runs_dir=str(tmp_path)), resume=True, overrides={"samples": budget})
+    assert ended.train()["step"] == 2
+    rows = (tmp_path / "m" / "eval.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[-1].split(",")[2] == str(ended.counters["samples"])
+
+
 def test_ppo_runs_and_resumes(tmp_path) -> None:  # noqa: ANN001
     cfg = PPOConfig(
         name="p", runs_dir=str(tmp_path), scale=1, num_envs=4, num_steps=8, minibatches=2, epochs=1,

@@ -81,6 +81,8 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
                 raise ConfigError(f"{path}: not a mazewb training state (format {TRAIN_STATE_FORMAT!r})")
             _check_entries(root, path)
             scale = check_policy_specs(root["model"], archive, str(path))
+            if "ema" in root and check_policy_specs(root["ema"], archive, f"{path} (moving average)") != scale:
+                raise ConfigError(f"{path}: the saved moving average has another scale than the weights")
             if "scale" in root["config"] and root["config"]["scale"] != scale:
                 raise ConfigError(
                     f"{path}: the saved config says scale {_short(root['config'].get('scale'))}, "
@@ -91,11 +93,14 @@ def load_train_state(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"nothing to resume: {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    for key, value in state["model"].items():
-        if not torch.isfinite(value).all():
-            raise ConfigError(f"{path}: the saved weights {key} contain NaN or infinite values")
+    for entry in ("model", "ema"):
+        for key, value in state.get(entry, {}).items():
+            if not torch.isfinite(value).all():
+                raise ConfigError(f"{path}: the saved {_WEIGHTS[entry]} {key} contain NaN or infinite values")
     return state
 
+
+_WEIGHTS = {"model": "weights", "ema": "moving average"}
 
 MAX_TRAIN_STATE_BYTES = 512 * 2**20
 """Largest training state read, and the most its tensors may hold together (a scale-8 network

@@ -20,6 +20,7 @@ class FastConfig:
     lr_final: float = 5e-4  # linearly reached at the end of the budget
     adam_eps: float = 1e-5
     max_grad_norm: float = 1.0
+    ema_decay: float = 0.0  # > 0: evaluate and ship a moving average of the weights (e.g. 0.998), not the last step's
     bc_coef: float = 1.0
     rl_coef: float = 0.0
     rl_objective: str = "log_value"  # or "value"
