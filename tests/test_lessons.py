@@ -151,11 +151,8 @@ def test_docs_list_every_placeholder_key_and_figure(tmp_path: Path, capsys: pyte
 # --- where shards come from: the zoo ---------------------------------------------------------------------
 
 _CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-ZOO_AGENT = next(
-    (p for p in (_CHECKPOINTS / "zoo" / "region1.pt", _CHECKPOINTS / "zoo-wip" / "region1-partial.pt") if p.is_file()),
-    _CHECKPOINTS / "zoo" / "region1.pt",
-)
-"""The committed region-1 agent: the zoo's, or the one still training."""
+ZOO_AGENT = _CHECKPOINTS / "zoo" / "region1.pt"
+"""The zoo's region-1 agent."""
 
 
 def test_zoo_step_says_so_without_a_zoo(tmp_path: Path) -> None:
