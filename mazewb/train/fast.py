@@ -183,7 +183,7 @@ class FastTrainer:
 
     def _update_average(self) -> None:
         # On a plateau at a small learning rate the last step's weights wander between evaluations
-        # (+-0.02 in P(cheese)); their average is steadier and usually better (Polyak averaging).
+        # (+-0.02 in P(cheese)); their average (Polyak averaging) moves less from one to the next.
         if self.ema is None:
             return
         with torch.no_grad():
